@@ -1,0 +1,131 @@
+//! The HTTP server: metrics, a landing page, health and readiness.
+//!
+//! Every answer comes from the [`Store`]; nothing here calls AWS.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::metrics::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::store::Store;
+
+#[derive(Clone)]
+struct AppState {
+    store: Arc<Store>,
+    telemetry_path: Arc<str>,
+}
+
+/// The exporter's routes; `telemetry_path` is where metrics are served.
+pub fn app(store: Arc<Store>, telemetry_path: &str) -> Router {
+    let state = AppState {
+        store,
+        telemetry_path: telemetry_path.into(),
+    };
+    Router::new()
+        .route("/", get(landing_page))
+        .route(telemetry_path, get(metrics))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/ready", get(ready))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Whether the scraper asked for OpenMetrics.
+fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let exposition = state.store.exposition();
+    let (content_type, body) = if wants_openmetrics(&headers) {
+        (OPENMETRICS_CONTENT_TYPE, exposition.openmetrics)
+    } else {
+        (TEXT_CONTENT_TYPE, exposition.text)
+    };
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.store.ready() {
+        (StatusCode::OK, "Ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Not ready: the first refresh has not finished\n")
+    }
+}
+
+async fn landing_page(State(state): State<AppState>) -> Html<String> {
+    let mut page = String::new();
+    let path = escape(&state.telemetry_path);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>IAM credentials exporter</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left}}\
+         .failing{{color:#b00}}</style></head><body>\n<h1>IAM credentials exporter</h1>\n\
+         <p>Version {version}. <a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · \
+         <a href=\"/-/ready\">Readiness</a></p>\n<table>\n<tr><th>Account</th><th>Alias</th>\
+         <th>Last refresh</th><th>Last success</th><th>Next refresh</th><th>Errors</th></tr>\n",
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    for status in state.store.statuses() {
+        let Some(snapshot) = status.snapshot else {
+            page.push_str("<tr><td colspan=\"6\">first refresh in progress</td></tr>\n");
+            continue;
+        };
+        let health = &snapshot.health;
+        let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "never".to_owned())
+        };
+        let _ = writeln!(
+            page,
+            "<tr><td>{id}</td><td>{alias}</td><td class=\"{class}\">{result}</td><td>{last}</td>\
+             <td>{next}</td><td>{errors}</td></tr>",
+            id = escape(&snapshot.account_id),
+            alias = escape(&snapshot.alias),
+            class = if health.success { "ok" } else { "failing" },
+            result = if health.success { "ok" } else { "failing" },
+            last = when(health.last_success),
+            next = when(status.next_refresh),
+            errors = escape(&health.last_errors.join("; ")),
+        );
+    }
+    page.push_str("</table>\n</body></html>\n");
+    Html(page)
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
