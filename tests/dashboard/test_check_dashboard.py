@@ -112,7 +112,9 @@ def test_a_panel_without_unit_fails(dashboard):
 
     failures = check_dashboard.check_static(dashboard)
 
-    assert failures == [f"panel {panel['id']!r} {panel['title']!r}: no unit (fieldConfig.defaults.unit)"]
+    assert failures == [
+        f"panel {panel['id']!r} {panel['title']!r}: no unit (fieldConfig.defaults.unit)"
+    ]
 
 
 def test_a_table_with_per_field_units_only_passes(dashboard):
@@ -178,7 +180,8 @@ def test_invalid_json_exits_one_with_a_message(tmp_path, capsys):
 
 def test_metric_names_ignore_labels_functions_and_durations():
     expr = (
-        '3600 * sum by (job, code) (rate(aws_iam_a{account_id=~"$account", x="up"}[$__rate_interval]))'
+        "3600 * sum by (job, code) "
+        '(rate(aws_iam_a{account_id=~"$account", x="up"}[$__rate_interval]))'
         " / on(job) group_left(version) max_over_time(aws_iam_b[1h] offset 5m) > bool 1e3"
     )
 
@@ -189,7 +192,10 @@ def test_metric_names_ignore_labels_functions_and_durations():
 
 
 def test_variables_are_replaced_for_instant_queries():
-    expr = 'rate(aws_iam_x{account_id=~"${account}"}[$__rate_interval]) and aws_iam_y{a=~"$account"}'
+    expr = (
+        'rate(aws_iam_x{account_id=~"${account}"}[$__rate_interval])'
+        ' and aws_iam_y{a=~"$account"}'
+    )
 
     sent = check_dashboard.substitute_variables(expr)
 
@@ -201,3 +207,12 @@ def test_query_all_panels_reports_an_unreachable_prometheus():
 
     assert failures
     assert all("cannot query http://127.0.0.1:9/api/v1/query" in f for f in failures)
+
+
+def test_query_all_panels_never_exempts_errors_from_allow_empty():
+    failures = check_dashboard.query_all_panels(
+        DASHBOARD, "http://127.0.0.1:9", allow_empty=["Root password age", "Exporter build:A"]
+    )
+
+    assert any("'Root password age' query 'A': cannot query" in f for f in failures)
+    assert any("'Exporter build' query 'A': cannot query" in f for f in failures)
