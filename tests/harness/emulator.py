@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -44,7 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def watch_stdin(stop: threading.Event) -> None:
     """Sets `stop` when stdin reaches end of file (the parent closed it or died)."""
-    while sys.stdin.buffer.read1(4096):
+    # os.read rather than sys.stdin: a daemon thread blocked inside Python's buffered
+    # reader holds its lock and makes the interpreter abort at exit.
+    while os.read(sys.stdin.fileno(), 4096):
         pass
     stop.set()
 
