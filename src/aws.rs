@@ -46,7 +46,11 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} failed ({}): {}", self.operation, self.code, self.message)
+        write!(
+            f,
+            "{} failed ({}): {}",
+            self.operation, self.code, self.message
+        )
     }
 }
 
@@ -145,7 +149,10 @@ impl AwsClients {
                 let config = aws_sdk_cloudtrail::config::Builder::from(sdk)
                     .region(aws_sdk_cloudtrail::config::Region::new(region.clone()))
                     .build();
-                (region.clone(), aws_sdk_cloudtrail::Client::from_conf(config))
+                (
+                    region.clone(),
+                    aws_sdk_cloudtrail::Client::from_conf(config),
+                )
             })
             .collect();
         Self {
@@ -242,7 +249,10 @@ impl AwsClients {
         debug!(operation = OP, "calling AWS");
         let output = match self.iam.get_account_password_policy().send().await {
             Ok(output) => output,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(ApiError::from_sdk(OP, e)),
@@ -342,12 +352,13 @@ impl AwsClients {
         for (region, client) in &self.cloudtrail {
             let mut pacer = Pacer::default();
             for name in PASSWORD_CHANGE_EVENTS {
-                let found = search_events(client, &mut pacer, name, from, to, &mut search.malformed)
-                    .await
-                    .map_err(|mut e| {
-                        e.message = format!("in {region}: {}", e.message);
-                        e
-                    })?;
+                let found =
+                    search_events(client, &mut pacer, name, from, to, &mut search.malformed)
+                        .await
+                        .map_err(|mut e| {
+                            e.message = format!("in {region}: {}", e.message);
+                            e
+                        })?;
                 if found.as_ref().map(|c| c.at) > search.newest_change.as_ref().map(|c| c.at) {
                     search.newest_change = found;
                 }

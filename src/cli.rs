@@ -42,7 +42,12 @@ pub struct Args {
 
     /// Regions whose CloudTrail event history is searched for root password
     /// changes (comma separated; empty disables the search).
-    #[arg(long = "cloudtrail.regions", env = "IAM_EXPORTER_CLOUDTRAIL_REGIONS", default_value = "us-east-1", value_delimiter = ',')]
+    #[arg(
+        long = "cloudtrail.regions",
+        env = "IAM_EXPORTER_CLOUDTRAIL_REGIONS",
+        default_value = "us-east-1",
+        value_delimiter = ','
+    )]
     pub cloudtrail_regions: Vec<String>,
 
     /// How far back CloudTrail is searched (its event history keeps 90 days).
@@ -50,11 +55,21 @@ pub struct Args {
     pub cloudtrail_lookback: Duration,
 
     /// Only log messages with the given severity or above.
-    #[arg(long = "log.level", env = "IAM_EXPORTER_LOG_LEVEL", default_value = "info", value_enum)]
+    #[arg(
+        long = "log.level",
+        env = "IAM_EXPORTER_LOG_LEVEL",
+        default_value = "info",
+        value_enum
+    )]
     pub log_level: LogLevel,
 
     /// Output format of log messages.
-    #[arg(long = "log.format", env = "IAM_EXPORTER_LOG_FORMAT", default_value = "logfmt", value_enum)]
+    #[arg(
+        long = "log.format",
+        env = "IAM_EXPORTER_LOG_FORMAT",
+        default_value = "logfmt",
+        value_enum
+    )]
     pub log_format: LogFormat,
 }
 
@@ -101,7 +116,9 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 
 fn telemetry_path(text: &str) -> Result<String, String> {
     if !text.starts_with('/') || text == "/" || text.starts_with("/-/") {
-        return Err(format!("`{text}` must start with / and not be / or under /-/"));
+        return Err(format!(
+            "`{text}` must start with / and not be / or under /-/"
+        ));
     }
     Ok(text.to_owned())
 }

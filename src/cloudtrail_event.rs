@@ -144,7 +144,9 @@ mod tests {
     fn recovery_completed_counts() {
         let verdict = classify(&event("Root", "PasswordRecoveryCompleted", "Success"));
 
-        assert!(matches!(verdict, Ok(EventVerdict::RootPasswordChange(c)) if c.event_name == "PasswordRecoveryCompleted"));
+        assert!(
+            matches!(verdict, Ok(EventVerdict::RootPasswordChange(c)) if c.event_name == "PasswordRecoveryCompleted")
+        );
     }
 
     #[test]
@@ -158,12 +160,17 @@ mod tests {
     fn malformed_json_is_an_error() {
         let verdict = classify(r#"{"eventName": "PasswordUpdated", "userIdentity": "#);
 
-        assert!(verdict.expect_err("malformed").starts_with("malformed CloudTrail event"));
+        assert!(
+            verdict
+                .expect_err("malformed")
+                .starts_with("malformed CloudTrail event")
+        );
     }
 
     #[test]
     fn bad_event_time_is_an_error() {
-        let json = event("Root", "PasswordUpdated", "Success").replace("2026-11-23T14:05:09Z", "noon");
+        let json =
+            event("Root", "PasswordUpdated", "Success").replace("2026-11-23T14:05:09Z", "noon");
 
         assert_eq!(
             classify(&json).expect_err("bad time"),

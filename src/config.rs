@@ -203,7 +203,9 @@ impl Config {
         for account in &self.accounts {
             let id = &account.account_id;
             if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("account_id `{id}` is not a 12-digit AWS account id"));
+                return Err(format!(
+                    "account_id `{id}` is not a 12-digit AWS account id"
+                ));
             }
             if !seen.insert(id) {
                 return Err(format!("account {id} is listed twice"));
@@ -295,8 +297,14 @@ mod tests {
     #[test]
     fn mistakes_are_explained() {
         let cases = [
-            ("defaults: {thresholds: {root_password: ninety}}", "is not a duration"),
-            ("accounts: [{account_id: \"12\"}]", "not a 12-digit AWS account id"),
+            (
+                "defaults: {thresholds: {root_password: ninety}}",
+                "is not a duration",
+            ),
+            (
+                "accounts: [{account_id: \"12\"}]",
+                "not a 12-digit AWS account id",
+            ),
             ("acounts: []", "unknown field `acounts`"),
             (
                 "accounts: [{account_id: \"111122223333\", root_password_last_changed: soon}]",
@@ -306,7 +314,10 @@ mod tests {
                 "accounts: [{account_id: \"111122223333\"}, {account_id: \"111122223333\"}]",
                 "listed twice",
             ),
-            ("defaults: {thresholds: {access_key: 0s}}", "threshold of zero"),
+            (
+                "defaults: {thresholds: {access_key: 0s}}",
+                "threshold of zero",
+            ),
             ("accounts: [", "parsing config file"),
         ];
 

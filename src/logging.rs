@@ -50,7 +50,11 @@ where
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         let mut fields = Fields::default();
         event.record(&mut fields);
-        write!(writer, "ts={now} level={level} msg={}", quote(&fields.message))?;
+        write!(
+            writer,
+            "ts={now} level={level} msg={}",
+            quote(&fields.message)
+        )?;
         for (key, value) in &fields.pairs {
             write!(writer, " {key}={}", quote(value))?;
         }

@@ -26,7 +26,11 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     logging::init(args.log_level, args.log_format);
     let build = BuildInfo::current();
-    info!(version = build.version, revision = build.revision, "starting iam-credentials-exporter");
+    info!(
+        version = build.version,
+        revision = build.revision,
+        "starting iam-credentials-exporter"
+    );
 
     let config = match &args.config_file {
         Some(path) => match Config::load(path) {
@@ -71,7 +75,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     info!(address, telemetry_path = args.telemetry_path, "listening");
 
     let app = server::app(store, &args.telemetry_path);
@@ -103,7 +110,9 @@ fn load_state(args: &Args) -> State {
             State::default()
         }
         Loaded::Unusable { error, moved_to } => {
-            let moved_to = moved_to.map(|p| p.display().to_string()).unwrap_or_else(|| "not moved".to_owned());
+            let moved_to = moved_to
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "not moved".to_owned());
             warn!(path = %path.display(), error, moved_to, "state file unusable; starting from an empty state");
             State::default()
         }

@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -116,7 +118,11 @@ fn user_labels<'a>(account_id: &'a str, user: &'a str) -> [(&'static str, &'a st
     [("account_id", account_id), ("user", user)]
 }
 
-fn key_labels<'a>(account_id: &'a str, user: &'a str, key: &'a str) -> [(&'static str, &'a str); 3] {
+fn key_labels<'a>(
+    account_id: &'a str,
+    user: &'a str,
+    key: &'a str,
+) -> [(&'static str, &'a str); 3] {
     [("account_id", account_id), ("user", user), ("key", key)]
 }
 
@@ -169,7 +175,10 @@ impl SnapshotCollector {
                     ("access_key", t.access_key),
                 ]
                 .map(|(credential, max)| {
-                    let labels = [("account_id", a.account_id.as_str()), ("credential", credential)];
+                    let labels = [
+                        ("account_id", a.account_id.as_str()),
+                        ("credential", credential),
+                    ];
                     (labels, max.as_secs_f64() / SECONDS_PER_DAY)
                 })
             }),
@@ -199,7 +208,10 @@ impl SnapshotCollector {
             "When the root user's password last changed, and which source says so.",
             self.accounts().filter_map(|a| {
                 let (at, source) = password(a)?.last_changed?;
-                let labels = [("account_id", a.account_id.as_str()), ("source", source.label())];
+                let labels = [
+                    ("account_id", a.account_id.as_str()),
+                    ("source", source.label()),
+                ];
                 Some((labels, seconds(at)))
             }),
         )?;
@@ -207,7 +219,8 @@ impl SnapshotCollector {
             (
                 "aws_iam_root_password_present",
                 "1 when the root user has a password, as GetAccountSummary reports it.",
-                (|a: &AccountSnapshot| a.root.password_present.map(flag)) as fn(&AccountSnapshot) -> Option<i64>,
+                (|a: &AccountSnapshot| a.root.password_present.map(flag))
+                    as fn(&AccountSnapshot) -> Option<i64>,
             ),
             (
                 "aws_iam_root_mfa_enabled",
@@ -226,7 +239,12 @@ impl SnapshotCollector {
             ),
         ];
         for (name, help, value) in posture {
-            family(e, name, help, self.accounts().filter_map(|a| value(a).map(|v| (id(a), v))))?;
+            family(
+                e,
+                name,
+                help,
+                self.accounts().filter_map(|a| value(a).map(|v| (id(a), v))),
+            )?;
         }
         family(
             e,
@@ -234,7 +252,10 @@ impl SnapshotCollector {
             "Last use of a root credential, from the credential report.",
             self.accounts().flat_map(|a| {
                 a.root.last_used.iter().map(|(credential, at)| {
-                    let labels = [("account_id", a.account_id.as_str()), ("credential", *credential)];
+                    let labels = [
+                        ("account_id", a.account_id.as_str()),
+                        ("credential", *credential),
+                    ];
                     (labels, seconds(*at))
                 })
             }),
@@ -284,7 +305,10 @@ impl SnapshotCollector {
                     ("lowercase", p.require_lowercase),
                 ]
                 .map(|(requirement, on)| {
-                    let labels = [("account_id", a.account_id.as_str()), ("requirement", requirement)];
+                    let labels = [
+                        ("account_id", a.account_id.as_str()),
+                        ("requirement", requirement),
+                    ];
                     (labels, flag(on))
                 })
             }),
@@ -299,7 +323,10 @@ impl SnapshotCollector {
 
     fn encode_user_metrics(&self, e: &mut DescriptorEncoder) -> Result {
         let id = account_labels;
-        let with_users = || self.accounts().filter_map(|a| a.users.as_ref().map(|u| (a, u)));
+        let with_users = || {
+            self.accounts()
+                .filter_map(|a| a.users.as_ref().map(|u| (a, u)))
+        };
         family(
             e,
             "aws_iam_users",
@@ -355,7 +382,10 @@ impl SnapshotCollector {
             e,
             "aws_iam_user_password_last_used_timestamp_seconds",
             "Last sign-in of an IAM user with their password.",
-            users().filter_map(|(a, u)| u.password_last_used.map(|t| (user_labels(a, &u.name), seconds(t)))),
+            users().filter_map(|(a, u)| {
+                u.password_last_used
+                    .map(|t| (user_labels(a, &u.name), seconds(t)))
+            }),
         )?;
         family(
             e,
@@ -380,7 +410,10 @@ impl SnapshotCollector {
             e,
             "aws_iam_user_access_key_last_used_timestamp_seconds",
             "Last use of an IAM user's access key.",
-            keys().filter_map(|(a, u, k)| k.last_used.map(|t| (key_labels(a, &u.name, k.slot), seconds(t)))),
+            keys().filter_map(|(a, u, k)| {
+                k.last_used
+                    .map(|t| (key_labels(a, &u.name, k.slot), seconds(t)))
+            }),
         )
     }
 
@@ -412,7 +445,10 @@ impl SnapshotCollector {
             e,
             "aws_iam_exporter_build_info",
             "Version and revision of the exporter; always 1.",
-            [([("version", build.version), ("revision", build.revision)], 1_i64)],
+            [(
+                [("version", build.version), ("revision", build.revision)],
+                1_i64,
+            )],
         )
     }
 
@@ -420,22 +456,29 @@ impl SnapshotCollector {
         let mut series = self
             .accounts()
             .flat_map(|a| {
-                a.health.api_errors.iter().map(move |((operation, code), count)| {
-                    let labels = [
-                        ("account_id", a.account_id.as_str()),
-                        ("operation", operation.as_str()),
-                        ("code", code.as_str()),
-                    ];
-                    (labels, *count)
-                })
+                a.health
+                    .api_errors
+                    .iter()
+                    .map(move |((operation, code), count)| {
+                        let labels = [
+                            ("account_id", a.account_id.as_str()),
+                            ("operation", operation.as_str()),
+                            ("code", code.as_str()),
+                        ];
+                        (labels, *count)
+                    })
             })
             .peekable();
         if series.peek().is_none() {
             return Ok(());
         }
         let help = format!("Failed AWS API calls, by operation and error code. {REFRESHED}");
-        let mut metric =
-            e.encode_descriptor("aws_iam_exporter_api_errors", &help, None, MetricType::Counter)?;
+        let mut metric = e.encode_descriptor(
+            "aws_iam_exporter_api_errors",
+            &help,
+            None,
+            MetricType::Counter,
+        )?;
         for (labels, count) in series {
             metric
                 .encode_family(&labels)?

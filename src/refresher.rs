@@ -71,8 +71,12 @@ impl StateKeeper {
             return;
         };
         match state::save(path, &state) {
-            Ok(()) => info!(account_id, changed_at = %change.at, path = %path.display(), "root password change remembered"),
-            Err(e) => warn!(account_id, path = %path.display(), error = %e, "writing the state file failed; the change is kept in memory"),
+            Ok(()) => {
+                info!(account_id, changed_at = %change.at, path = %path.display(), "root password change remembered")
+            }
+            Err(e) => {
+                warn!(account_id, path = %path.display(), error = %e, "writing the state file failed; the change is kept in memory")
+            }
         }
     }
 }
@@ -116,7 +120,11 @@ impl AccountRefresher {
             let now = Utc::now();
             let attempt = self.refresh(&mut facts, now).await;
             let success = attempt.failed.is_empty();
-            self.log_transition(&health, &attempt, consecutive_failures == 0 && health.last_success.is_none());
+            self.log_transition(
+                &health,
+                &attempt,
+                consecutive_failures == 0 && health.last_success.is_none(),
+            );
             record(&mut health, &attempt, now, started.elapsed());
             consecutive_failures = if success { 0 } else { consecutive_failures + 1 };
 
@@ -182,7 +190,8 @@ impl AccountRefresher {
         };
 
         let sink = ErrorSink::default();
-        let lookback = chrono::Duration::from_std(self.options.cloudtrail_lookback).unwrap_or_default();
+        let lookback =
+            chrono::Duration::from_std(self.options.cloudtrail_lookback).unwrap_or_default();
         let searched_from = now - lookback;
         let clients = &self.clients;
         let (report, policy, summary, virtual_mfa, alias, cloudtrail) = tokio::join!(
@@ -281,7 +290,9 @@ mod tests {
 
         for (n, delay) in delays.iter().enumerate() {
             let expected = (15_u64 << n).min(3600) as f64;
-            assert!((*delay as f64) >= expected * 0.9 - 1.0 && (*delay as f64) <= expected * 1.1 + 1.0);
+            assert!(
+                (*delay as f64) >= expected * 0.9 - 1.0 && (*delay as f64) <= expected * 1.1 + 1.0
+            );
         }
     }
 

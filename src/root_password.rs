@@ -203,7 +203,10 @@ mod tests {
 
         assert_eq!(age.age_days, Some(30.0));
         assert!(age.exact);
-        assert_eq!(age.last_changed, Some((days_ago(30), Source::AccountCreation)));
+        assert_eq!(
+            age.last_changed,
+            Some((days_ago(30), Source::AccountCreation))
+        );
     }
 
     #[test]

@@ -64,14 +64,21 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     } else {
         (TEXT_CONTENT_TYPE, exposition.text)
     };
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if state.store.ready() {
         (StatusCode::OK, "Ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready: the first refresh has not finished\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first refresh has not finished\n",
+        )
     }
 }
 

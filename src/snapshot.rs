@@ -225,9 +225,15 @@ fn root_posture(
         });
     let mut last_used = Vec::new();
     if let Some(row) = root_row {
-        let keys = [("access_key_1", &row.access_keys[0]), ("access_key_2", &row.access_keys[1])];
+        let keys = [
+            ("access_key_1", &row.access_keys[0]),
+            ("access_key_2", &row.access_keys[1]),
+        ];
         last_used.extend(row.password.last_used.map(|t| ("password", t)));
-        last_used.extend(keys.iter().filter_map(|(name, k)| k.last_used.map(|t| (*name, t))));
+        last_used.extend(
+            keys.iter()
+                .filter_map(|(name, k)| k.last_used.map(|t| (*name, t))),
+        );
     }
     RootPosture {
         password_present: evidence.password_present,
@@ -334,8 +340,13 @@ false,true,2026-05-17T12:00:00+00:00,2026-12-03T11:00:00+00:00,true,2026-11-23T1
 
     #[test]
     fn users_get_ages_from_the_report() {
-        let snapshot =
-            AccountSnapshot::build("111122223333", &facts(), &AccountSettings::default(), None, now());
+        let snapshot = AccountSnapshot::build(
+            "111122223333",
+            &facts(),
+            &AccountSettings::default(),
+            None,
+            now(),
+        );
 
         let users = snapshot.users.expect("users");
         assert_eq!(users.users.len(), 2);
@@ -353,8 +364,13 @@ false,true,2026-05-17T12:00:00+00:00,2026-12-03T11:00:00+00:00,true,2026-11-23T1
 
     #[test]
     fn root_posture_combines_summary_report_and_mfa_devices() {
-        let snapshot =
-            AccountSnapshot::build("111122223333", &facts(), &AccountSettings::default(), None, now());
+        let snapshot = AccountSnapshot::build(
+            "111122223333",
+            &facts(),
+            &AccountSettings::default(),
+            None,
+            now(),
+        );
 
         let root = snapshot.root;
         assert_eq!(root.mfa_enabled, Some(true));
@@ -364,7 +380,10 @@ false,true,2026-05-17T12:00:00+00:00,2026-12-03T11:00:00+00:00,true,2026-11-23T1
             root.last_used,
             [
                 ("password", "2026-12-02T12:00:00Z".parse().expect("time")),
-                ("access_key_1", "2026-12-01T00:00:00Z".parse().expect("time")),
+                (
+                    "access_key_1",
+                    "2026-12-01T00:00:00Z".parse().expect("time")
+                ),
             ]
         );
         assert_eq!(snapshot.alias, "acme-prod");

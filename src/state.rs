@@ -174,7 +174,8 @@ mod tests {
     }
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("iam-exporter-state-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("iam-exporter-state-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
@@ -229,7 +230,10 @@ mod tests {
             panic!("expected an unusable file, got {loaded:?}");
         };
         assert!(error.starts_with("state file is not valid"), "{error}");
-        assert_eq!(moved_to, Some(dir.join(format!("state.json.corrupt-{}", now().timestamp()))));
+        assert_eq!(
+            moved_to,
+            Some(dir.join(format!("state.json.corrupt-{}", now().timestamp())))
+        );
         assert!(!path.exists());
     }
 

@@ -81,7 +81,9 @@ impl Store {
                     published.exposition = exposition;
                 }
             }
-            Err(e) => error!(error = %e, "encoding metrics failed; serving the previous exposition"),
+            Err(e) => {
+                error!(error = %e, "encoding metrics failed; serving the previous exposition")
+            }
         }
     }
 

@@ -68,25 +68,75 @@ fn credential_report_values_are_exported_exactly() {
     let scrape = exporter.scrape();
 
     let key = account(&[("user", "deploy-bot"), ("key", "1")]);
-    assert_near(scrape.value("aws_iam_user_access_key_age_days", &key), 200.0, 0.01, "key age");
-    assert_eq!(scrape.value("aws_iam_user_access_key_active", &key), Some(1.0));
-    assert_near(scrape.value("aws_iam_oldest_access_key_age_days", &account(&[])), 200.0, 0.01, "oldest key");
+    assert_near(
+        scrape.value("aws_iam_user_access_key_age_days", &key),
+        200.0,
+        0.01,
+        "key age",
+    );
+    assert_eq!(
+        scrape.value("aws_iam_user_access_key_active", &key),
+        Some(1.0)
+    );
+    assert_near(
+        scrape.value("aws_iam_oldest_access_key_age_days", &account(&[])),
+        200.0,
+        0.01,
+        "oldest key",
+    );
     assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
-    assert_eq!(scrape.value("aws_iam_root_access_keys_active", &account(&[])), Some(1.0));
-    assert_eq!(scrape.value("aws_iam_root_mfa_enabled", &account(&[])), Some(0.0));
-    assert_eq!(scrape.value("aws_iam_console_users_without_mfa", &account(&[])), Some(1.0));
+    assert_eq!(
+        scrape.value("aws_iam_root_access_keys_active", &account(&[])),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("aws_iam_root_mfa_enabled", &account(&[])),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("aws_iam_console_users_without_mfa", &account(&[])),
+        Some(1.0)
+    );
     let alice = account(&[("user", "alice")]);
-    assert_near(scrape.value("aws_iam_user_password_age_days", &alice), 30.0, 0.01, "alice password");
+    assert_near(
+        scrape.value("aws_iam_user_password_age_days", &alice),
+        30.0,
+        0.01,
+        "alice password",
+    );
     assert_eq!(scrape.value("aws_iam_user_mfa_active", &alice), Some(1.0));
     let bob = account(&[("user", "bob")]);
-    assert_eq!(scrape.value("aws_iam_user_password_last_used_timestamp_seconds", &bob), None);
-    assert_eq!(scrape.value("aws_iam_user_access_key_active", &account(&[("user", "bob"), ("key", "1")])), Some(0.0));
-    assert_eq!(scrape.value("aws_iam_user_access_key_age_days", &account(&[("user", "bob"), ("key", "1")])), None);
     assert_eq!(
-        scrape.find("aws_iam_account_info", &account(&[("account_alias", "acme-prod")])).len(),
+        scrape.value("aws_iam_user_password_last_used_timestamp_seconds", &bob),
+        None
+    );
+    assert_eq!(
+        scrape.value(
+            "aws_iam_user_access_key_active",
+            &account(&[("user", "bob"), ("key", "1")])
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "aws_iam_user_access_key_age_days",
+            &account(&[("user", "bob"), ("key", "1")])
+        ),
+        None
+    );
+    assert_eq!(
+        scrape
+            .find(
+                "aws_iam_account_info",
+                &account(&[("account_alias", "acme-prod")])
+            )
+            .len(),
         1
     );
-    assert_eq!(scrape.value("aws_iam_exporter_refresh_success", &account(&[])), Some(1.0));
+    assert_eq!(
+        scrape.value("aws_iam_exporter_refresh_success", &account(&[])),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -97,22 +147,54 @@ fn policy_and_root_mfa_changes_are_picked_up_by_the_next_refresh() {
 
     harness.apply(&with_policy_and_root_mfa(TYPICAL));
     wait_until("the new policy to be exported", || {
-        exporter.scrape().value("aws_iam_password_policy_present", &account(&[])) == Some(1.0)
+        exporter
+            .scrape()
+            .value("aws_iam_password_policy_present", &account(&[]))
+            == Some(1.0)
     });
     let after = exporter.scrape();
 
-    assert_eq!(before.value("aws_iam_password_policy_present", &account(&[])), Some(0.0));
+    assert_eq!(
+        before.value("aws_iam_password_policy_present", &account(&[])),
+        Some(0.0)
+    );
     assert!(!before.has("aws_iam_password_policy_max_age_days"));
-    assert_eq!(before.value("aws_iam_root_mfa_enabled", &account(&[])), Some(0.0));
-    assert_eq!(after.value("aws_iam_password_policy_max_age_days", &account(&[])), Some(90.0));
-    assert_eq!(after.value("aws_iam_password_policy_minimum_length", &account(&[])), Some(14.0));
-    assert_eq!(after.value("aws_iam_password_policy_reuse_prevention", &account(&[])), Some(24.0));
-    let requirement = |r| after.value("aws_iam_password_policy_requirement", &account(&[("requirement", r)]));
+    assert_eq!(
+        before.value("aws_iam_root_mfa_enabled", &account(&[])),
+        Some(0.0)
+    );
+    assert_eq!(
+        after.value("aws_iam_password_policy_max_age_days", &account(&[])),
+        Some(90.0)
+    );
+    assert_eq!(
+        after.value("aws_iam_password_policy_minimum_length", &account(&[])),
+        Some(14.0)
+    );
+    assert_eq!(
+        after.value("aws_iam_password_policy_reuse_prevention", &account(&[])),
+        Some(24.0)
+    );
+    let requirement = |r| {
+        after.value(
+            "aws_iam_password_policy_requirement",
+            &account(&[("requirement", r)]),
+        )
+    };
     assert_eq!(requirement("symbols"), Some(1.0));
     assert_eq!(requirement("lowercase"), Some(0.0));
-    assert_eq!(after.value("aws_iam_root_mfa_enabled", &account(&[])), Some(1.0));
-    assert_eq!(after.value("aws_iam_root_hardware_mfa_enabled", &account(&[])), Some(0.0));
-    assert_eq!(after.value("aws_iam_root_access_keys_active", &account(&[])), Some(0.0));
+    assert_eq!(
+        after.value("aws_iam_root_mfa_enabled", &account(&[])),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.value("aws_iam_root_hardware_mfa_enabled", &account(&[])),
+        Some(0.0)
+    );
+    assert_eq!(
+        after.value("aws_iam_root_access_keys_active", &account(&[])),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -130,8 +212,16 @@ fn per_user_series_disappear_without_collect_users() {
         .collect();
     assert_eq!(per_user, Vec::<String>::new());
     assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
-    assert_eq!(scrape.value("aws_iam_console_users_without_mfa", &account(&[])), Some(1.0));
-    assert_near(scrape.value("aws_iam_oldest_access_key_age_days", &account(&[])), 200.0, 0.01, "oldest key");
+    assert_eq!(
+        scrape.value("aws_iam_console_users_without_mfa", &account(&[])),
+        Some(1.0)
+    );
+    assert_near(
+        scrape.value("aws_iam_oldest_access_key_age_days", &account(&[])),
+        200.0,
+        0.01,
+        "oldest key",
+    );
 }
 
 #[test]
@@ -144,20 +234,38 @@ fn access_denied_on_the_summary_keeps_everything_else() {
     let exporter = Exporter::start(&harness, &[]);
     let scrape = exporter.scrape();
 
-    assert_eq!(scrape.value("aws_iam_exporter_refresh_success", &account(&[])), Some(0.0));
+    assert_eq!(
+        scrape.value("aws_iam_exporter_refresh_success", &account(&[])),
+        Some(0.0)
+    );
     let errors = account(&[("operation", "GetAccountSummary"), ("code", "AccessDenied")]);
-    assert_eq!(scrape.value("aws_iam_exporter_api_errors_total", &errors), Some(1.0));
+    assert_eq!(
+        scrape.value("aws_iam_exporter_api_errors_total", &errors),
+        Some(1.0)
+    );
     assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
     assert_near(
-        scrape.value("aws_iam_user_access_key_age_days", &account(&[("user", "deploy-bot"), ("key", "1")])),
+        scrape.value(
+            "aws_iam_user_access_key_age_days",
+            &account(&[("user", "deploy-bot"), ("key", "1")]),
+        ),
         200.0,
         0.01,
         "key age",
     );
     // Without the summary, root MFA still comes from the credential report.
-    assert_eq!(scrape.value("aws_iam_root_mfa_enabled", &account(&[])), Some(0.0));
-    assert_eq!(scrape.value("aws_iam_root_password_present", &account(&[])), None);
-    assert_eq!(scrape.value("aws_iam_password_policy_present", &account(&[])), Some(0.0));
+    assert_eq!(
+        scrape.value("aws_iam_root_mfa_enabled", &account(&[])),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("aws_iam_root_password_present", &account(&[])),
+        None
+    );
+    assert_eq!(
+        scrape.value("aws_iam_password_policy_present", &account(&[])),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -170,9 +278,18 @@ fn throttled_report_generation_is_retried_and_counted() {
     let exporter = Exporter::start(&harness, &[]);
     let scrape = exporter.scrape();
 
-    assert_eq!(scrape.value("aws_iam_exporter_refresh_success", &account(&[])), Some(1.0));
-    let errors = account(&[("operation", "GenerateCredentialReport"), ("code", "LimitExceeded")]);
-    assert_eq!(scrape.value("aws_iam_exporter_api_errors_total", &errors), Some(2.0));
+    assert_eq!(
+        scrape.value("aws_iam_exporter_refresh_success", &account(&[])),
+        Some(1.0)
+    );
+    let errors = account(&[
+        ("operation", "GenerateCredentialReport"),
+        ("code", "LimitExceeded"),
+    ]);
+    assert_eq!(
+        scrape.value("aws_iam_exporter_api_errors_total", &errors),
+        Some(2.0)
+    );
     assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
 }
 
@@ -207,12 +324,19 @@ fn scrapes_never_call_aws() {
 #[test]
 fn aws_calls_per_refresh_do_not_grow_with_users() {
     let small = Harness::start(TYPICAL);
-    let large = Harness::start(&format!("{TYPICAL}generate_users: {{count: 2000, prefix: svc}}\n"));
+    let large = Harness::start(&format!(
+        "{TYPICAL}generate_users: {{count: 2000, prefix: svc}}\n"
+    ));
 
     let _small_exporter = Exporter::start(&small, &[]);
     let large_exporter = Exporter::start(&large, &[]);
 
-    assert_eq!(large_exporter.scrape().value("aws_iam_users", &account(&[])), Some(2003.0));
+    assert_eq!(
+        large_exporter
+            .scrape()
+            .value("aws_iam_users", &account(&[])),
+        Some(2003.0)
+    );
     assert_eq!(small.calls(), large.calls());
 }
 
@@ -227,28 +351,51 @@ fn missing_credentials_still_serve_metrics_until_a_signal() {
     exporter.wait_ready();
     let scrape = exporter.scrape();
 
-    assert_eq!(scrape.value("aws_iam_exporter_refresh_success", &[("account_id", "unknown")]), Some(0.0));
+    assert_eq!(
+        scrape.value(
+            "aws_iam_exporter_refresh_success",
+            &[("account_id", "unknown")]
+        ),
+        Some(0.0)
+    );
     assert!(scrape.has("aws_iam_exporter_build_info"));
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(exporter.is_running(), "the exporter must keep running");
     assert_eq!(exporter.terminate(), Some(0));
-    assert!(exporter.log().iter().any(|l| l.contains("level=warn") && l.contains("GetCallerIdentity")));
+    assert!(
+        exporter
+            .log()
+            .iter()
+            .any(|l| l.contains("level=warn") && l.contains("GetCallerIdentity"))
+    );
 }
 
 #[test]
 fn unreachable_endpoint_is_a_failed_refresh_not_a_crash() {
     let mut env = emulator_env(&format!("http://127.0.0.1:{}", common::free_port()));
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", common::free_port())));
+    env.push((
+        "AWS_ENDPOINT_URL",
+        format!("http://127.0.0.1:{}", common::free_port()),
+    ));
     let mut exporter = Exporter::spawn(&env, &[]);
 
     exporter.wait_ready();
     let scrape = exporter.scrape();
 
-    assert_eq!(scrape.value("aws_iam_exporter_refresh_success", &[("account_id", "unknown")]), Some(0.0));
+    assert_eq!(
+        scrape.value(
+            "aws_iam_exporter_refresh_success",
+            &[("account_id", "unknown")]
+        ),
+        Some(0.0)
+    );
     let errors = scrape.find(
         "aws_iam_exporter_api_errors_total",
-        &[("account_id", "unknown"), ("operation", "GetCallerIdentity")],
+        &[
+            ("account_id", "unknown"),
+            ("operation", "GetCallerIdentity"),
+        ],
     );
     assert_eq!(errors.len(), 1);
     assert!(exporter.is_running());
@@ -258,7 +405,11 @@ fn unreachable_endpoint_is_a_failed_refresh_not_a_crash() {
 fn broken_config_file_is_refused_with_its_reason() {
     let dir = common::temp_dir("config");
     let path = dir.join("config.yml");
-    std::fs::write(&path, "defaults:\n  thresholds: {root_password: ninety days}\n").expect("write");
+    std::fs::write(
+        &path,
+        "defaults:\n  thresholds: {root_password: ninety days}\n",
+    )
+    .expect("write");
     let harness = Harness::start(TYPICAL);
     let flag = format!("--config.file={}", path.display());
 
@@ -267,7 +418,10 @@ fn broken_config_file_is_refused_with_its_reason() {
 
     let log = exporter.log().join("\n");
     assert!(log.contains("is not a duration"), "{log}");
-    assert!(log.contains("cannot start without a valid config file"), "{log}");
+    assert!(
+        log.contains("cannot start without a valid config file"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -286,7 +440,9 @@ fn openmetrics_is_served_when_asked_for() {
 
     assert_eq!(status, 200);
     assert!(body.ends_with("# EOF\n"), "{body}");
-    assert!(body.contains("# TYPE aws_iam_exporter_api_errors counter") || !body.contains("api_errors"));
+    assert!(
+        body.contains("# TYPE aws_iam_exporter_api_errors counter") || !body.contains("api_errors")
+    );
     assert!(!exporter.scrape().body.contains("# EOF"));
 }
 
@@ -299,14 +455,20 @@ fn landing_page_and_health_endpoints_answer() {
     let (healthy, _) = exporter.get("/-/healthy").expect("health");
 
     assert_eq!(status, 200);
-    assert!(page.contains("<td>123456789012</td><td>acme-prod</td><td class=\"ok\">ok</td>"), "{page}");
+    assert!(
+        page.contains("<td>123456789012</td><td>acme-prod</td><td class=\"ok\">ok</td>"),
+        "{page}"
+    );
     assert!(page.contains("href=\"/metrics\""));
     assert_eq!(healthy, 200);
 }
 
 #[test]
 fn scrape_passes_promtool_and_matches_the_golden_file() {
-    let harness = Harness::start(&std::fs::read_to_string(common::repo_path("tests/scenarios/golden.yaml")).expect("golden scenario"));
+    let harness = Harness::start(
+        &std::fs::read_to_string(common::repo_path("tests/scenarios/golden.yaml"))
+            .expect("golden scenario"),
+    );
     let dir = common::temp_dir("golden");
     let config = dir.join("config.yml");
     std::fs::write(
@@ -324,14 +486,24 @@ fn scrape_passes_promtool_and_matches_the_golden_file() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden_path, &normalized).expect("rewrite golden file");
     }
-    let golden = std::fs::read_to_string(&golden_path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    let golden =
+        std::fs::read_to_string(&golden_path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
 
     let unexpected: Vec<&str> = lint
         .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("use base unit \"seconds\" instead of \"days\""))
+        .filter(|l| {
+            !l.trim().is_empty() && !l.contains("use base unit \"seconds\" instead of \"days\"")
+        })
         .collect();
-    assert_eq!(unexpected, Vec::<&str>::new(), "promtool check metrics (success: {ok}):\n{lint}");
-    assert_eq!(normalized, golden, "scrape differs from tests/golden/scrape.prom");
+    assert_eq!(
+        unexpected,
+        Vec::<&str>::new(),
+        "promtool check metrics (success: {ok}):\n{lint}"
+    );
+    assert_eq!(
+        normalized, golden,
+        "scrape differs from tests/golden/scrape.prom"
+    );
 }
 
 /// Makes a scrape comparable across runs: ages rounded to a tenth of a day,
@@ -361,8 +533,14 @@ fn normalize(scrape: &Scrape) -> String {
         };
         let series = match series.find("revision=\"") {
             Some(start) => {
-                let end = series[start + 10..].find('"').map_or(series.len(), |e| start + 10 + e);
-                format!("{}revision=\"<revision>{}", &series[..start], &series[end..])
+                let end = series[start + 10..]
+                    .find('"')
+                    .map_or(series.len(), |e| start + 10 + e);
+                format!(
+                    "{}revision=\"<revision>{}",
+                    &series[..start],
+                    &series[end..]
+                )
             }
             None => series.to_owned(),
         };

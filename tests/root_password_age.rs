@@ -52,7 +52,10 @@ fn root_age(scrape: &Scrape) -> RootAge {
 
 fn assert_age(actual: Option<f64>, expected: f64) {
     let actual = actual.expect("aws_iam_root_password_age_days is present");
-    assert!((actual - expected).abs() <= 0.1, "age {actual}, expected {expected} ± 0.1");
+    assert!(
+        (actual - expected).abs() <= 0.1,
+        "age {actual}, expected {expected} ± 0.1"
+    );
 }
 
 fn state_flag(path: &Path) -> String {
@@ -114,7 +117,8 @@ fn failed_change_and_other_regions_are_respected() {
     ));
 
     let default_regions = Exporter::start(&harness, &[]).scrape();
-    let both_regions = Exporter::start(&harness, &["--cloudtrail.regions=us-east-1,eu-west-1"]).scrape();
+    let both_regions =
+        Exporter::start(&harness, &["--cloudtrail.regions=us-east-1,eu-west-1"]).scrape();
 
     assert_age(root_age(&default_regions).age, 60.0);
     assert_age(root_age(&both_regions).age, 40.0);
@@ -147,7 +151,12 @@ fn malformed_events_are_skipped_and_the_next_one_used() {
     let root = root_age(&exporter.scrape());
 
     assert_age(root.age, 25.0);
-    assert!(exporter.log().iter().any(|l| l.contains("unreadable CloudTrail events skipped")));
+    assert!(
+        exporter
+            .log()
+            .iter()
+            .any(|l| l.contains("unreadable CloudTrail events skipped"))
+    );
 }
 
 #[test]
@@ -164,13 +173,21 @@ fn remembered_change_stays_exact_after_leaving_the_cloudtrail_window() {
     assert_eq!(first.terminate(), Some(0));
     // A 60-day window no longer reaches the 80-day-old event, as CloudTrail's
     // 90 days will not once ten more days have passed.
-    let second = Exporter::start(&harness, &[&state_flag(&state), "--cloudtrail.lookback=60d"]);
+    let second = Exporter::start(
+        &harness,
+        &[&state_flag(&state), "--cloudtrail.lookback=60d"],
+    );
     let remembered = root_age(&second.scrape());
-    let without_state = root_age(&Exporter::start(&harness, &["--cloudtrail.lookback=60d"]).scrape());
+    let without_state =
+        root_age(&Exporter::start(&harness, &["--cloudtrail.lookback=60d"]).scrape());
 
     assert_age(seen.age, 80.0);
     assert_eq!(seen.sources, ["cloudtrail"]);
-    assert!(std::fs::read_to_string(&state).expect("state file written").contains("PasswordUpdated"));
+    assert!(
+        std::fs::read_to_string(&state)
+            .expect("state file written")
+            .contains("PasswordUpdated")
+    );
     assert_age(remembered.age, 80.0);
     assert_eq!(remembered.exact, Some(1.0));
     assert_eq!(remembered.sources, ["state"]);
@@ -194,7 +211,10 @@ fn corrupt_state_file_is_moved_aside_and_the_exporter_goes_on() {
 
     assert_age(root.age, 12.0);
     let log = exporter.log().join("\n");
-    assert!(log.contains("level=warn") && log.contains("state file unusable"), "{log}");
+    assert!(
+        log.contains("level=warn") && log.contains("state file unusable"),
+        "{log}"
+    );
     let moved: Vec<_> = std::fs::read_dir(&dir)
         .expect("dir")
         .filter_map(|e| e.ok())
@@ -202,7 +222,11 @@ fn corrupt_state_file_is_moved_aside_and_the_exporter_goes_on() {
         .filter(|name| name.starts_with("state.json.corrupt-"))
         .collect();
     assert_eq!(moved.len(), 1, "the corrupt file is kept aside");
-    assert!(std::fs::read_to_string(&state).expect("new state").contains("\"version\": 1"));
+    assert!(
+        std::fs::read_to_string(&state)
+            .expect("new state")
+            .contains("\"version\": 1")
+    );
 }
 
 #[test]
@@ -247,10 +271,19 @@ fn cloudtrail_denied_falls_back_to_the_state_file() {
         ("operation", "LookupEvents"),
         ("code", "AccessDeniedException"),
     ];
-    assert_eq!(scrape.value("aws_iam_exporter_api_errors_total", &denied), Some(1.0));
-    assert_eq!(scrape.value("aws_iam_exporter_refresh_success", &ID), Some(0.0));
+    assert_eq!(
+        scrape.value("aws_iam_exporter_api_errors_total", &denied),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("aws_iam_exporter_refresh_success", &ID),
+        Some(0.0)
+    );
     assert_eq!(scrape.value("aws_iam_users", &ID), Some(1.0));
-    assert_eq!(scrape.value("aws_iam_root_hardware_mfa_enabled", &ID), Some(1.0));
+    assert_eq!(
+        scrape.value("aws_iam_root_hardware_mfa_enabled", &ID),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -282,25 +315,39 @@ fn declared_date_and_thresholds_come_from_the_config_file() {
     )
     .expect("write config");
 
-    let scrape = Exporter::start(&harness, &[&format!("--config.file={}", config.display())]).scrape();
+    let scrape =
+        Exporter::start(&harness, &[&format!("--config.file={}", config.display())]).scrape();
 
     let root = root_age(&scrape);
     let age = root.age.expect("age");
-    assert!((100.0..101.0).contains(&age), "midnight of the declared day: {age}");
+    assert!(
+        (100.0..101.0).contains(&age),
+        "midnight of the declared day: {age}"
+    );
     assert_eq!(root.exact, Some(1.0));
     assert_eq!(root.sources, ["config"]);
-    let threshold = [("account_id", "123456789012"), ("credential", "root_password")];
-    assert_eq!(scrape.value("aws_iam_rotation_threshold_days", &threshold), Some(7.0));
+    let threshold = [
+        ("account_id", "123456789012"),
+        ("credential", "root_password"),
+    ];
+    assert_eq!(
+        scrape.value("aws_iam_rotation_threshold_days", &threshold),
+        Some(7.0)
+    );
 }
 
 #[test]
 fn root_without_a_password_has_no_age() {
-    let text = scenario(1095, "[]", "").replace("password_present: true", "password_present: false");
+    let text =
+        scenario(1095, "[]", "").replace("password_present: true", "password_present: false");
     let harness = Harness::start(&text);
 
     let scrape = Exporter::start(&harness, &[]).scrape();
 
-    assert_eq!(scrape.value("aws_iam_root_password_present", &ID), Some(0.0));
+    assert_eq!(
+        scrape.value("aws_iam_root_password_present", &ID),
+        Some(0.0)
+    );
     assert_eq!(scrape.value("aws_iam_root_password_age_days", &ID), None);
     assert_eq!(scrape.value("aws_iam_root_password_age_exact", &ID), None);
 }
@@ -312,7 +359,10 @@ fn root_last_use_comes_from_the_report() {
     let scrape = Exporter::start(&harness, &[]).scrape();
 
     let used = scrape
-        .value("aws_iam_root_last_used_timestamp_seconds", &[("account_id", "123456789012"), ("credential", "password")])
+        .value(
+            "aws_iam_root_last_used_timestamp_seconds",
+            &[("account_id", "123456789012"), ("credential", "password")],
+        )
         .expect("root password last used");
     let now = chrono::Utc::now().timestamp() as f64;
     assert!(((now - used) / 86_400.0 - 2.0).abs() < 0.01);

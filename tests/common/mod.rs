@@ -23,10 +23,8 @@ static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 /// A fresh, empty directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!(
-        "iam-exporter-it-{}-{n}-{name}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("iam-exporter-it-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a temporary directory");
     dir
@@ -230,7 +228,8 @@ impl Exporter {
     /// Waits until `/-/ready` answers 200.
     pub fn wait_ready(&self) {
         wait_until("the exporter to be ready", || {
-            self.get("/-/ready").is_some_and(|(status, _)| status == 200)
+            self.get("/-/ready")
+                .is_some_and(|(status, _)| status == 200)
         });
     }
 
@@ -362,7 +361,9 @@ fn parse_sample(line: &str) -> Sample {
     Sample {
         name: name.to_owned(),
         labels,
-        value: value.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        value: value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}")),
     }
 }
 
@@ -410,8 +411,11 @@ pub fn try_http(
     headers: &[(&str, &str)],
 ) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -429,7 +433,10 @@ pub fn try_http(
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n")?;
     let status = head.split(' ').nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()

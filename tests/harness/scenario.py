@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 
-ROOT_MFA_KINDS = ("none", "virtual", "hardware")
-USER_MFA_KINDS = ("none", "virtual", "hardware")
+MFA_KINDS = ("none", "virtual", "hardware")
 IDENTITY_TYPES = ("Root", "IAMUser")
 OUTCOMES = ("Success", "Failure")
 MAX_ACCESS_KEYS = 2
@@ -285,7 +284,7 @@ def _parse_root(value: Any, now: datetime) -> Root:
     return Root(
         password_present=root.boolean("password_present", True),
         password_last_used=root.ago("password_last_used_days_ago", now, None),
-        mfa=root.choice("mfa", ROOT_MFA_KINDS, "none"),
+        mfa=root.choice("mfa", MFA_KINDS, "none"),
         access_keys=_parse_access_keys(root, now),
     )
 
@@ -330,7 +329,7 @@ def _parse_user(value: Any, path: str, name: str | None, now: datetime) -> User:
         name=name if name is not None else user.string("name"),
         created=user.ago("created_days_ago", now, 365),
         password=password,
-        mfa=user.choice("mfa", USER_MFA_KINDS, "none"),
+        mfa=user.choice("mfa", MFA_KINDS, "none"),
         access_keys=_parse_access_keys(user, now),
     )
 
