@@ -8,42 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-install_debian_packages() {
-    local missing=()
-    command -v promtool >/dev/null || missing+=(prometheus)
-    command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null ||
-        missing+=(prometheus-alertmanager)
-    python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
-    if [ "${#missing[@]}" -gt 0 ]; then
-        log "installing Debian packages: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            --no-install-recommends "${missing[@]}"
-    fi
-}
-
-prepare_venv() {
-    local requirements=tests/harness/requirements.txt
-    local stamp=.venv/.requirements.sha256
-    local wanted
-    wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
-    if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
-        return
-    fi
-    log "creating .venv from $requirements"
-    rm -rf .venv
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$wanted" >"$stamp"
-}
-
-install_debian_packages
+ensure_debian_packages promtool:prometheus prometheus-alertmanager:prometheus-alertmanager
 prepare_venv
 export IAM_EXPORTER_TEST_PYTHON="$PWD/.venv/bin/python"
 

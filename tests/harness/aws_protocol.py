@@ -24,7 +24,6 @@ QUERY_NAMESPACES = {
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
 }
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
-DEFAULT_REGION = "us-east-1"
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 

@@ -27,8 +27,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.wrappers import Request, Response
 
 import moto_account
-from aws_protocol import AwsCall, error_response, json_error, json_response, parse_call
-from aws_protocol import query_error, query_response
+from aws_protocol import (
+    AwsCall, error_response, json_error, json_response, parse_call, query_error, query_response,
+)
 from cloudtrail import EventStore, LookupFailure
 from credential_report import ReportProgress, build_report
 from faults import FaultInjector
@@ -45,7 +46,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AccountState:
     """Everything one applied scenario owns, beyond moto's own state."""
 

@@ -315,6 +315,7 @@ _USER_KEYS = {"created_days_ago", "password", "mfa", "access_keys"}
 
 
 def _parse_user(value: Any, path: str, name: str | None, now: datetime) -> User:
+    """One user; `name` None reads it from the document, else the document is a template."""
     user = _Mapping(value, path, _USER_KEYS | ({"name"} if name is None else set()))
     password = None
     if user.get("password", None) is not None:
