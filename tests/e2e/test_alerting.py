@@ -16,7 +16,7 @@ The test then checks, in order:
 
 Needs the exporter binary (target/debug, or $IAM_EXPORTER_BIN), `prometheus`,
 `prometheus-alertmanager` and the emulator's Python packages; scripts/test.sh provides
-all of them. Takes about half a minute.
+all of them. Takes about 20 seconds.
 """
 
 from __future__ import annotations
@@ -143,12 +143,15 @@ EXPECTED_FIRING = [
 ]
 
 
-def alert_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+AlertKey = tuple[tuple[str, str], ...]
+
+
+def alert_key(labels: dict[str, str]) -> AlertKey:
     """An alert's identity, as Alertmanager sees it: its whole label set."""
     return tuple(sorted(labels.items()))
 
 
-def describe_key(key: tuple[tuple[str, str], ...]) -> str:
+def describe_key(key: AlertKey) -> str:
     return "{" + ", ".join(f"{name}={value!r}" for name, value in key) + "}"
 
 
@@ -255,18 +258,19 @@ def stack(tmp_path: Path):
 # ------------------------------------------------------------------------ checks
 
 
-def firing_keys(alerts: list[dict[str, Any]]) -> set[tuple[tuple[str, str], ...]]:
+def firing_keys(alerts: list[dict[str, Any]]) -> set[AlertKey]:
     return {alert_key(a["labels"]) for a in alerts if a["status"] == "firing"}
 
 
-def resolved_keys(alerts: list[dict[str, Any]]) -> set[tuple[tuple[str, str], ...]]:
+def resolved_keys(alerts: list[dict[str, Any]]) -> set[AlertKey]:
     return {alert_key(a["labels"]) for a in alerts if a["status"] == "resolved"}
 
 
-def annotation_problems(expectation: ExpectedAlert, annotations: dict[str, str]) -> list[str]:
+def annotation_problems(expectation: ExpectedAlert, alert: dict[str, Any]) -> list[str]:
     """What is wrong with the annotations of one received alert."""
     problems = []
     name = expectation.name
+    annotations = alert["annotations"]
     if not annotations.get("summary", "").strip():
         problems.append(f"{name}: no summary")
     description = annotations.get("description", "")
@@ -304,71 +308,76 @@ def run_dashboard_queries(prometheus_url: str, state: str) -> tuple[set[str], li
     return empty, errors
 
 
+def assert_exactly_these_fire(stack: Stack, expected: dict[AlertKey, ExpectedAlert]) -> None:
+    """Waits for every expected alert to arrive as firing, then for a quiet period in
+    which no other may arrive; checks labels, annotations and Prometheus' own view."""
+    webhook = stack.webhook
+    assert webhook is not None
+
+    arrived = webhook.wait_for(
+        lambda alerts: expected.keys() <= firing_keys(alerts), FIRING_TIMEOUT_SECONDS
+    )
+    missing = expected.keys() - firing_keys(webhook.alerts())
+    assert arrived, "never arrived as firing:\n" + "\n".join(map(describe_key, sorted(missing)))
+    webhook.wait_for(lambda alerts: bool(firing_keys(alerts) - expected.keys()), QUIET_SECONDS)
+    stack.check_running()
+
+    received = webhook.alerts()
+    unexpected = firing_keys(received) - expected.keys()
+    assert not unexpected, "unexpected alerts fired:\n" + "\n".join(
+        map(describe_key, sorted(unexpected))
+    )
+    problems = set()
+    for alert in received:
+        problems.update(annotation_problems(expected[alert_key(alert["labels"])], alert))
+    assert not problems, "\n".join(sorted(problems))
+    in_prometheus = {
+        alert_key(a["labels"]) for a in stack.prometheus_alerts() if a["state"] == "firing"
+    }
+    assert in_prometheus == expected.keys()
+
+
+def assert_all_resolve(stack: Stack, expected: dict[AlertKey, ExpectedAlert]) -> None:
+    """Waits for every alert to arrive as resolved and for Prometheus to hold no
+    active alert; checks that nothing new fired meanwhile."""
+    webhook = stack.webhook
+    assert webhook is not None
+
+    resolved = webhook.wait_for(
+        lambda alerts: expected.keys() <= resolved_keys(alerts), RESOLVED_TIMEOUT_SECONDS
+    )
+    unresolved = expected.keys() - resolved_keys(webhook.alerts())
+    assert resolved, "never arrived as resolved:\n" + "\n".join(
+        map(describe_key, sorted(unresolved))
+    )
+    try:
+        wait_until(
+            lambda: not stack.prometheus_alerts(),
+            RESOLVED_TIMEOUT_SECONDS,
+            "Prometheus to have no active alert",
+        )
+    except TimeoutError:
+        pytest.fail(f"alerts still active in Prometheus: {stack.prometheus_alerts()}")
+    stack.check_running()
+    late = firing_keys(webhook.alerts()) - expected.keys()
+    assert not late, "fired after the fix:\n" + "\n".join(map(describe_key, sorted(late)))
+
+
 # ------------------------------------------------------------------------ the test
 
 
 def test_findings_page_with_runbooks_and_resolve_once_remediated(stack: Stack) -> None:
-    expected_by_key = {alert_key(e.labels): e for e in EXPECTED_FIRING}
-    webhook = stack.webhook
-    assert webhook is not None
+    expected = {alert_key(e.labels): e for e in EXPECTED_FIRING}
+    fixed_scenario = yaml.safe_load(FIXED_SCENARIO.read_text(encoding="utf-8"))
 
     with stack.logs_on_failure():
-        # The bad account: exactly the expected alerts fire, and nothing else follows.
-        arrived = webhook.wait_for(
-            lambda alerts: expected_by_key.keys() <= firing_keys(alerts),
-            FIRING_TIMEOUT_SECONDS,
-        )
-        missing = expected_by_key.keys() - firing_keys(webhook.alerts())
-        assert arrived, "never arrived as firing:\n" + "\n".join(map(describe_key, missing))
-        webhook.wait_for(
-            lambda alerts: bool(firing_keys(alerts) - expected_by_key.keys()),
-            QUIET_SECONDS,
-        )
-        stack.check_running()
-
-        received = webhook.alerts()
-        unexpected = firing_keys(received) - expected_by_key.keys()
-        assert not unexpected, "unexpected alerts fired:\n" + "\n".join(
-            map(describe_key, sorted(unexpected))
-        )
-        problems = []
-        for alert in received:
-            expectation = expected_by_key[alert_key(alert["labels"])]
-            problems.extend(annotation_problems(expectation, alert["annotations"]))
-        assert not problems, "\n".join(sorted(set(problems)))
-        prometheus_firing = {
-            alert_key(a["labels"]) for a in stack.prometheus_alerts() if a["state"] == "firing"
-        }
-        assert prometheus_firing == expected_by_key.keys()
-
+        assert_exactly_these_fire(stack, expected)
         bad_empty, bad_errors = run_dashboard_queries(stack.prometheus_url, "bad")
 
-        # The same account remediated: every alert resolves, and none is left active.
-        stack.apply_scenario(yaml.safe_load(FIXED_SCENARIO.read_text(encoding="utf-8")))
-        resolved = webhook.wait_for(
-            lambda alerts: expected_by_key.keys() <= resolved_keys(alerts),
-            RESOLVED_TIMEOUT_SECONDS,
-        )
-        unresolved = expected_by_key.keys() - resolved_keys(webhook.alerts())
-        assert resolved, "never arrived as resolved:\n" + "\n".join(
-            map(describe_key, sorted(unresolved))
-        )
-        try:
-            wait_until(
-                lambda: not stack.prometheus_alerts(),
-                RESOLVED_TIMEOUT_SECONDS,
-                "Prometheus to have no active alert",
-            )
-        except TimeoutError:
-            pytest.fail(f"alerts still active in Prometheus: {stack.prometheus_alerts()}")
-        stack.check_running()
-        assert firing_keys(webhook.alerts()) == expected_by_key.keys(), (
-            "an alert fired after the fix"
-        )
-
+        stack.apply_scenario(fixed_scenario)
+        assert_all_resolve(stack, expected)
         fixed_empty, fixed_errors = run_dashboard_queries(stack.prometheus_url, "fixed")
 
-        # Every dashboard query works, and each shows data in one state or the other.
         assert not bad_errors + fixed_errors, "\n".join(bad_errors + fixed_errors)
         never = sorted(bad_empty & fixed_empty)
         assert not never, "dashboard queries with data in neither state:\n" + "\n".join(never)
