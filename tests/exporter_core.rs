@@ -548,3 +548,35 @@ fn normalize(scrape: &Scrape) -> String {
     }
     out
 }
+
+#[test]
+fn shipped_iam_policy_allows_exactly_the_calls_a_refresh_makes() {
+    let harness = Harness::start(TYPICAL);
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_path("deploy/iam-policy.json")).expect("policy"),
+    )
+    .expect("policy is JSON");
+
+    let _exporter = Exporter::start(&harness, &[]);
+    let made: std::collections::BTreeSet<String> = harness
+        .calls()
+        .into_keys()
+        // GetCallerIdentity needs no permission.
+        .filter(|call| call != "sts:GetCallerIdentity")
+        .collect();
+
+    let allowed: std::collections::BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(one) => vec![one.clone()],
+            serde_json::Value::Array(many) => many
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(made, allowed);
+}
