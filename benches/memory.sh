@@ -26,7 +26,7 @@ endpoint=$(sed -n 's/^READY //p' "$workdir/emulator.out")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
     AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-    timeout 120 target/release/iam-credentials-exporter --web.listen-address="127.0.0.1:$port" \
+    target/release/iam-credentials-exporter --web.listen-address="127.0.0.1:$port" \
     --log.level=warn &
 exporter_pid=$!
 for _ in $(seq 1 600); do
