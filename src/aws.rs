@@ -60,8 +60,16 @@ impl ApiError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
+        if let SdkError::ServiceError(e) = &error {
+            let code = e.err().code().unwrap_or("Unknown").to_owned();
+            let message = e.err().message().unwrap_or("no message").to_owned();
+            return Self {
+                operation,
+                code,
+                message,
+            };
+        }
         let code = match &error {
-            SdkError::ServiceError(e) => e.err().code().unwrap_or("Unknown").to_owned(),
             SdkError::TimeoutError(_) => "Timeout".to_owned(),
             SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
             SdkError::ResponseError(_) => "ResponseError".to_owned(),

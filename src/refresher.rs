@@ -165,7 +165,7 @@ impl AccountRefresher {
             if !before.success && !first {
                 info!(account_id, "refresh succeeded again");
             }
-        } else if before.success || first || before.last_errors != errors {
+        } else if before.success || first || before.failing_calls != failing_calls(attempt) {
             warn!(account_id, error = %errors.join("; "), "refresh failed; keeping the last good data");
         } else {
             debug!(account_id, error = %errors.join("; "), "refresh still failing");
@@ -264,6 +264,17 @@ fn record(health: &mut RefreshHealth, attempt: &Attempt, now: DateTime<Utc>, too
             .or_default() += 1;
     }
     health.last_errors = attempt.failed.iter().map(ToString::to_string).collect();
+    health.failing_calls = failing_calls(attempt);
+}
+
+fn failing_calls(attempt: &Attempt) -> Vec<String> {
+    let mut calls: Vec<String> = attempt
+        .failed
+        .iter()
+        .map(|e| format!("{} ({})", e.operation, e.code))
+        .collect();
+    calls.sort();
+    calls
 }
 
 /// The wait before the next refresh: the interval with ±10 % jitter after a

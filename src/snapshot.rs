@@ -166,6 +166,9 @@ pub struct RefreshHealth {
     pub api_errors: BTreeMap<(String, String), u64>,
     /// The errors of the last refresh, for the landing page.
     pub last_errors: Vec<String>,
+    /// The calls that failed in the last refresh, as `operation (code)`:
+    /// what "the same failure" means when deciding whether to warn again.
+    pub failing_calls: Vec<String>,
 }
 
 impl AccountSnapshot {

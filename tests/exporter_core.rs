@@ -580,3 +580,51 @@ fn shipped_iam_policy_allows_exactly_the_calls_a_refresh_makes() {
         .collect();
     assert_eq!(made, allowed);
 }
+
+#[test]
+fn a_lasting_failure_is_warned_about_once_and_its_recovery_noted() {
+    let scenario = format!(
+        "{TYPICAL}faults:\n  - {{service: iam, operation: GetAccountSummary, code: AccessDenied, status: 403, times: 4}}\n"
+    );
+    let harness = Harness::start(&scenario);
+
+    let mut exporter = Exporter::start(&harness, &["--refresh.interval=1s"]);
+    wait_until("the refresh to succeed again", || {
+        exporter
+            .scrape()
+            .value("aws_iam_exporter_refresh_success", &account(&[]))
+            == Some(1.0)
+    });
+    let errors = account(&[("operation", "GetAccountSummary"), ("code", "AccessDenied")]);
+    let counted = exporter
+        .scrape()
+        .value("aws_iam_exporter_api_errors_total", &errors);
+
+    let log = exporter.log().to_vec();
+    let warnings = log.iter().filter(|l| l.contains("level=warn")).count();
+    let recoveries = log
+        .iter()
+        .filter(|l| l.contains("refresh succeeded again"))
+        .count();
+    assert_eq!(counted, Some(4.0));
+    assert_eq!(warnings, 1, "{log:#?}");
+    assert_eq!(recoveries, 1, "{log:#?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let harness = Harness::start(TYPICAL);
+
+    let mut exporter = Exporter::start(&harness, &["--log.format=json"]);
+
+    let log = exporter.log().to_vec();
+    assert!(!log.is_empty());
+    for line in &log {
+        let parsed: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        assert!(parsed.get("level").is_some(), "{line}");
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"account found\"") && l.contains("123456789012"))
+    );
+}

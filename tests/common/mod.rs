@@ -201,6 +201,9 @@ impl Exporter {
     pub fn spawn(env: &[(&str, String)], args: &[&str]) -> Self {
         let address = format!("127.0.0.1:{}", free_port());
         let home = temp_dir("home");
+        // Empty AWS config files: nothing from the machine's own ~/.aws leaks in.
+        std::fs::write(home.join("config"), "").expect("write AWS config");
+        std::fs::write(home.join("credentials"), "").expect("write AWS credentials");
         let mut command = Command::new(env!("CARGO_BIN_EXE_iam-credentials-exporter"));
         command
             .env_clear()
