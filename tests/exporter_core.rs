@@ -46,6 +46,16 @@ fn with_policy_and_root_mfa(scenario: &str) -> String {
            hard_expiry: false\n"
 }
 
+/// The value of an account-level series of the emulated account.
+fn of(scrape: &Scrape, name: &str) -> Option<f64> {
+    scrape.value(name, &account(&[]))
+}
+
+/// The typical account with injected faults (a YAML flow list).
+fn with_faults(faults: &str) -> String {
+    format!("{TYPICAL}faults: {faults}\n")
+}
+
 fn account(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut labels = vec![("account_id", ACCOUNT)];
     labels.extend_from_slice(extra);
@@ -79,24 +89,15 @@ fn credential_report_values_are_exported_exactly() {
         Some(1.0)
     );
     assert_near(
-        scrape.value("aws_iam_oldest_access_key_age_days", &account(&[])),
+        of(&scrape, "aws_iam_oldest_access_key_age_days"),
         200.0,
         0.01,
         "oldest key",
     );
-    assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
-    assert_eq!(
-        scrape.value("aws_iam_root_access_keys_active", &account(&[])),
-        Some(1.0)
-    );
-    assert_eq!(
-        scrape.value("aws_iam_root_mfa_enabled", &account(&[])),
-        Some(0.0)
-    );
-    assert_eq!(
-        scrape.value("aws_iam_console_users_without_mfa", &account(&[])),
-        Some(1.0)
-    );
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
+    assert_eq!(of(&scrape, "aws_iam_root_access_keys_active"), Some(1.0));
+    assert_eq!(of(&scrape, "aws_iam_root_mfa_enabled"), Some(0.0));
+    assert_eq!(of(&scrape, "aws_iam_console_users_without_mfa"), Some(1.0));
     let alice = account(&[("user", "alice")]);
     assert_near(
         scrape.value("aws_iam_user_password_age_days", &alice),
@@ -133,10 +134,7 @@ fn credential_report_values_are_exported_exactly() {
             .len(),
         1
     );
-    assert_eq!(
-        scrape.value("aws_iam_exporter_refresh_success", &account(&[])),
-        Some(1.0)
-    );
+    assert_eq!(of(&scrape, "aws_iam_exporter_refresh_success"), Some(1.0));
 }
 
 #[test]
@@ -154,25 +152,19 @@ fn policy_and_root_mfa_changes_are_picked_up_by_the_next_refresh() {
     });
     let after = exporter.scrape();
 
-    assert_eq!(
-        before.value("aws_iam_password_policy_present", &account(&[])),
-        Some(0.0)
-    );
+    assert_eq!(of(&before, "aws_iam_password_policy_present"), Some(0.0));
     assert!(!before.has("aws_iam_password_policy_max_age_days"));
+    assert_eq!(of(&before, "aws_iam_root_mfa_enabled"), Some(0.0));
     assert_eq!(
-        before.value("aws_iam_root_mfa_enabled", &account(&[])),
-        Some(0.0)
-    );
-    assert_eq!(
-        after.value("aws_iam_password_policy_max_age_days", &account(&[])),
+        of(&after, "aws_iam_password_policy_max_age_days"),
         Some(90.0)
     );
     assert_eq!(
-        after.value("aws_iam_password_policy_minimum_length", &account(&[])),
+        of(&after, "aws_iam_password_policy_minimum_length"),
         Some(14.0)
     );
     assert_eq!(
-        after.value("aws_iam_password_policy_reuse_prevention", &account(&[])),
+        of(&after, "aws_iam_password_policy_reuse_prevention"),
         Some(24.0)
     );
     let requirement = |r| {
@@ -183,18 +175,9 @@ fn policy_and_root_mfa_changes_are_picked_up_by_the_next_refresh() {
     };
     assert_eq!(requirement("symbols"), Some(1.0));
     assert_eq!(requirement("lowercase"), Some(0.0));
-    assert_eq!(
-        after.value("aws_iam_root_mfa_enabled", &account(&[])),
-        Some(1.0)
-    );
-    assert_eq!(
-        after.value("aws_iam_root_hardware_mfa_enabled", &account(&[])),
-        Some(0.0)
-    );
-    assert_eq!(
-        after.value("aws_iam_root_access_keys_active", &account(&[])),
-        Some(0.0)
-    );
+    assert_eq!(of(&after, "aws_iam_root_mfa_enabled"), Some(1.0));
+    assert_eq!(of(&after, "aws_iam_root_hardware_mfa_enabled"), Some(0.0));
+    assert_eq!(of(&after, "aws_iam_root_access_keys_active"), Some(0.0));
 }
 
 #[test]
@@ -211,13 +194,10 @@ fn per_user_series_disappear_without_collect_users() {
         .map(|s| s.name.clone())
         .collect();
     assert_eq!(per_user, Vec::<String>::new());
-    assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
-    assert_eq!(
-        scrape.value("aws_iam_console_users_without_mfa", &account(&[])),
-        Some(1.0)
-    );
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
+    assert_eq!(of(&scrape, "aws_iam_console_users_without_mfa"), Some(1.0));
     assert_near(
-        scrape.value("aws_iam_oldest_access_key_age_days", &account(&[])),
+        of(&scrape, "aws_iam_oldest_access_key_age_days"),
         200.0,
         0.01,
         "oldest key",
@@ -226,24 +206,21 @@ fn per_user_series_disappear_without_collect_users() {
 
 #[test]
 fn access_denied_on_the_summary_keeps_everything_else() {
-    let scenario = format!(
-        "{TYPICAL}faults:\n  - {{service: iam, operation: GetAccountSummary, code: AccessDenied, status: 403}}\n"
+    let scenario = with_faults(
+        "[{service: iam, operation: GetAccountSummary, code: AccessDenied, status: 403}]",
     );
     let harness = Harness::start(&scenario);
 
     let exporter = Exporter::start(&harness, &[]);
     let scrape = exporter.scrape();
 
-    assert_eq!(
-        scrape.value("aws_iam_exporter_refresh_success", &account(&[])),
-        Some(0.0)
-    );
+    assert_eq!(of(&scrape, "aws_iam_exporter_refresh_success"), Some(0.0));
     let errors = account(&[("operation", "GetAccountSummary"), ("code", "AccessDenied")]);
     assert_eq!(
         scrape.value("aws_iam_exporter_api_errors_total", &errors),
         Some(1.0)
     );
-    assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
     assert_near(
         scrape.value(
             "aws_iam_user_access_key_age_days",
@@ -254,34 +231,22 @@ fn access_denied_on_the_summary_keeps_everything_else() {
         "key age",
     );
     // Without the summary, root MFA still comes from the credential report.
-    assert_eq!(
-        scrape.value("aws_iam_root_mfa_enabled", &account(&[])),
-        Some(0.0)
-    );
-    assert_eq!(
-        scrape.value("aws_iam_root_password_present", &account(&[])),
-        None
-    );
-    assert_eq!(
-        scrape.value("aws_iam_password_policy_present", &account(&[])),
-        Some(0.0)
-    );
+    assert_eq!(of(&scrape, "aws_iam_root_mfa_enabled"), Some(0.0));
+    assert_eq!(of(&scrape, "aws_iam_root_password_present"), None);
+    assert_eq!(of(&scrape, "aws_iam_password_policy_present"), Some(0.0));
 }
 
 #[test]
 fn throttled_report_generation_is_retried_and_counted() {
-    let scenario = format!(
-        "{TYPICAL}faults:\n  - {{service: iam, operation: GenerateCredentialReport, code: LimitExceeded, status: 409, times: 2}}\n"
+    let scenario = with_faults(
+        "[{service: iam, operation: GenerateCredentialReport, code: LimitExceeded, status: 409, times: 2}]",
     );
     let harness = Harness::start(&scenario);
 
     let exporter = Exporter::start(&harness, &[]);
     let scrape = exporter.scrape();
 
-    assert_eq!(
-        scrape.value("aws_iam_exporter_refresh_success", &account(&[])),
-        Some(1.0)
-    );
+    assert_eq!(of(&scrape, "aws_iam_exporter_refresh_success"), Some(1.0));
     let errors = account(&[
         ("operation", "GenerateCredentialReport"),
         ("code", "LimitExceeded"),
@@ -290,7 +255,7 @@ fn throttled_report_generation_is_retried_and_counted() {
         scrape.value("aws_iam_exporter_api_errors_total", &errors),
         Some(2.0)
     );
-    assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
 }
 
 #[test]
@@ -302,7 +267,7 @@ fn report_still_being_generated_is_awaited() {
     let scrape = exporter.scrape();
     let calls = harness.calls();
 
-    assert_eq!(scrape.value("aws_iam_users", &account(&[])), Some(3.0));
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
     // STARTED, INPROGRESS twice, then COMPLETE: four polls, one download.
     assert_eq!(calls.get("iam:GenerateCredentialReport"), Some(&4));
     assert_eq!(calls.get("iam:GetCredentialReport"), Some(&1));
@@ -583,8 +548,8 @@ fn shipped_iam_policy_allows_exactly_the_calls_a_refresh_makes() {
 
 #[test]
 fn a_lasting_failure_is_warned_about_once_and_its_recovery_noted() {
-    let scenario = format!(
-        "{TYPICAL}faults:\n  - {{service: iam, operation: GetAccountSummary, code: AccessDenied, status: 403, times: 4}}\n"
+    let scenario = with_faults(
+        "[{service: iam, operation: GetAccountSummary, code: AccessDenied, status: 403, times: 4}]",
     );
     let harness = Harness::start(&scenario);
 
