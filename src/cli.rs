@@ -25,7 +25,7 @@ pub struct Args {
     pub telemetry_path: String,
 
     /// Time between two refreshes of an account (humantime: 30m, 1h, 6h).
-    #[arg(long = "refresh.interval", env = "IAM_EXPORTER_REFRESH_INTERVAL", default_value = "1h", value_parser = positive_duration)]
+    #[arg(long = "refresh.interval", env = "IAM_EXPORTER_REFRESH_INTERVAL", default_value = "1h", value_parser = refresh_interval)]
     pub refresh_interval: Duration,
 
     /// Export per-user series (false keeps only account-level series).
@@ -50,8 +50,9 @@ pub struct Args {
     )]
     pub cloudtrail_regions: Vec<String>,
 
-    /// How far back CloudTrail is searched (its event history keeps 90 days).
-    #[arg(long = "cloudtrail.lookback", env = "IAM_EXPORTER_CLOUDTRAIL_LOOKBACK", default_value = "90d", value_parser = positive_duration)]
+    /// How far back CloudTrail is searched; at most 90d, all its event
+    /// history keeps, so that "no change seen" is never claimed for longer.
+    #[arg(long = "cloudtrail.lookback", env = "IAM_EXPORTER_CLOUDTRAIL_LOOKBACK", default_value = "90d", value_parser = cloudtrail_lookback)]
     pub cloudtrail_lookback: Duration,
 
     /// Only log messages with the given severity or above.
@@ -114,6 +115,32 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The longest refresh interval accepted: a week.
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
+
+/// CloudTrail's event history keeps 90 days of management events.
+const MAX_CLOUDTRAIL_LOOKBACK: Duration = Duration::from_secs(90 * 86_400);
+
+fn refresh_interval(text: &str) -> Result<Duration, String> {
+    let duration = positive_duration(text)?;
+    if duration > MAX_REFRESH_INTERVAL {
+        return Err("must be at most 7d".to_owned());
+    }
+    Ok(duration)
+}
+
+fn cloudtrail_lookback(text: &str) -> Result<Duration, String> {
+    let duration = positive_duration(text)?;
+    if duration > MAX_CLOUDTRAIL_LOOKBACK {
+        return Err(
+            "must be at most 90d: CloudTrail's event history keeps no more, and a \
+                    longer window would claim an age that was never checked"
+                .to_owned(),
+        );
+    }
+    Ok(duration)
+}
+
 fn telemetry_path(text: &str) -> Result<String, String> {
     if !text.starts_with('/') || text == "/" || text.starts_with("/-/") {
         return Err(format!(
@@ -167,6 +194,8 @@ mod tests {
             ["x", "--refresh.interval=0s"],
             ["x", "--refresh.interval=soon"],
             ["x", "--web.telemetry-path=metrics"],
+            ["x", "--refresh.interval=30d"],
+            ["x", "--cloudtrail.lookback=91d"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }
