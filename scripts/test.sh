@@ -33,7 +33,9 @@ log "dashboard static checks"
 .venv/bin/python tests/dashboard/check_dashboard.py grafana/iam-credentials.json
 
 log "emulator, dashboard and end-to-end alerting tests (pytest)"
-cargo build --locked --bin iam-credentials-exporter
+# `cargo test` has built target/debug/iam-credentials-exporter for its
+# integration tests; the end-to-end test runs that same binary.
+[ -x target/debug/iam-credentials-exporter ] || cargo build --locked --bin iam-credentials-exporter
 .venv/bin/python -m pytest -q tests/harness tests/dashboard tests/e2e
 
 log "all checks passed"
