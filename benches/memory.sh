@@ -38,6 +38,7 @@ users=$(curl -s "http://127.0.0.1:$port/metrics" | sed -n 's/^aws_iam_users{.*} 
 text_bytes=$(curl -s "http://127.0.0.1:$port/metrics" | wc -c)
 series=$(curl -s "http://127.0.0.1:$port/metrics" | grep -vc '^#')
 om_bytes=$(curl -s -H 'Accept: application/openmetrics-text' "http://127.0.0.1:$port/metrics" | wc -c)
+gzip_bytes=$(curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/metrics" | wc -c)
 for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/metrics"; done
 rss_kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$exporter_pid/status")
 peak_kib=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$exporter_pid/status")
@@ -46,4 +47,5 @@ echo "users in report:            $users"
 echo "series exported:            $series"
 echo "text exposition:            $((text_bytes / 1024)) KiB"
 echo "OpenMetrics exposition:     $((om_bytes / 1024)) KiB"
+echo "text exposition, gzip:      $((gzip_bytes / 1024)) KiB"
 echo "resident memory after 200 scrapes: $((rss_kib / 1024)) MiB (peak $((peak_kib / 1024)) MiB)"

@@ -57,18 +57,41 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// Whether the client accepts a gzip-encoded body (and did not refuse it
+/// with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.store.exposition();
-    let (content_type, body) = if wants_openmetrics(&headers) {
-        (OPENMETRICS_CONTENT_TYPE, exposition.openmetrics)
+    let (content_type, plain, compressed) = if wants_openmetrics(&headers) {
+        let e = exposition;
+        (OPENMETRICS_CONTENT_TYPE, e.openmetrics, e.openmetrics_gzip)
     } else {
-        (TEXT_CONTENT_TYPE, exposition.text)
+        (TEXT_CONTENT_TYPE, exposition.text, exposition.text_gzip)
     };
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
+    let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let vary = (header::VARY, HeaderValue::from_static("accept-encoding"));
+    if accepts_gzip(&headers) && !compressed.is_empty() {
+        let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return ([content_type, vary, encoding], compressed).into_response();
+    }
+    ([content_type, vary], plain).into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
@@ -135,4 +158,26 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_encoding(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn gzip_is_used_only_when_accepted() {
+        assert!(accepts_gzip(&with_encoding("gzip")));
+        assert!(accepts_gzip(&with_encoding(
+            "br;q=1.0, GZIP;q=0.5, *;q=0.1"
+        )));
+        assert!(!accepts_gzip(&with_encoding("gzip;q=0")));
+        assert!(!accepts_gzip(&with_encoding("identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 }

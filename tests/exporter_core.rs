@@ -593,3 +593,34 @@ fn json_logs_are_one_object_per_line() {
             .any(|l| l.contains("\"account found\"") && l.contains("123456789012"))
     );
 }
+
+#[test]
+fn gzip_scrapes_get_the_same_exposition_compressed() {
+    use std::io::Read as _;
+    let harness = Harness::start(TYPICAL);
+    let exporter = Exporter::start(&harness, &[]);
+    let plain = exporter.scrape().body;
+
+    let (status, head, body) = common::try_http_bytes(
+        "GET",
+        &exporter.address,
+        "/metrics",
+        None,
+        &[("Accept-Encoding", "gzip")],
+    )
+    .expect("answer");
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_string(&mut unzipped)
+        .expect("valid gzip");
+
+    assert_eq!(status, 200);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        body.len() * 3 < plain.len(),
+        "{} vs {}",
+        body.len(),
+        plain.len()
+    );
+    assert_eq!(unzipped, plain);
+}
