@@ -624,3 +624,60 @@ fn gzip_scrapes_get_the_same_exposition_compressed() {
     );
     assert_eq!(unzipped, plain);
 }
+
+#[test]
+fn unreadable_report_rows_are_skipped_and_counted() {
+    let scenario = format!(
+        "{TYPICAL}report_extra_lines:\n  - \"mallory,arn:aws:iam::123456789012:user/mallory,2026-01-01T00:00:00+00:00\"\n  - \"{}\"\n",
+        "eve,arn:aws:iam::123456789012:user/eve,yesterday,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"
+    );
+    let harness = Harness::start(&scenario);
+
+    let mut exporter = Exporter::start(&harness, &[]);
+    let scrape = exporter.scrape();
+
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
+    assert_eq!(
+        of(&scrape, "aws_iam_exporter_credential_report_invalid_rows"),
+        Some(2.0)
+    );
+    assert_eq!(of(&scrape, "aws_iam_exporter_refresh_success"), Some(1.0));
+    let log = exporter.log().join("\n");
+    assert!(
+        log.contains("credential report rows could not be read") && log.contains("skipped=2"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unreadable_report_keeps_the_last_good_one() {
+    let harness = Harness::start(TYPICAL);
+    let exporter = Exporter::start(&harness, &["--refresh.interval=1s"]);
+    let malformed = account(&[
+        ("operation", "GetCredentialReport"),
+        ("code", "MalformedReport"),
+    ]);
+
+    harness.apply(&format!(
+        "{TYPICAL}report_content: \"this is not,a credential report\\n1,2\\n\"\n"
+    ));
+    wait_until("the malformed report to be counted", || {
+        exporter
+            .scrape()
+            .value("aws_iam_exporter_api_errors_total", &malformed)
+            .is_some()
+    });
+    let scrape = exporter.scrape();
+
+    assert_eq!(of(&scrape, "aws_iam_exporter_refresh_success"), Some(0.0));
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
+    assert_near(
+        scrape.value(
+            "aws_iam_user_access_key_age_days",
+            &account(&[("user", "deploy-bot"), ("key", "1")]),
+        ),
+        200.0,
+        0.01,
+        "key age from the last good report",
+    );
+}

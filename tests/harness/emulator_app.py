@@ -177,6 +177,10 @@ class EmulatorApp:
                                "Credential report generation is in progress.", 404)
         report = build_report(state.scenario, state.backend.users.values(),
                               state.password_changed, state.max_password_age_days())
+        # Malformed answers on purpose: raw lines appended, or the whole CSV replaced.
+        report += "".join(f"{line}\n" for line in state.scenario.report_extra_lines).encode()
+        if state.scenario.report_content is not None:
+            report = state.scenario.report_content.encode()
         generated = state.scenario.report_generated.strftime("%Y-%m-%dT%H:%M:%SZ")
         return query_response(
             call,

@@ -120,6 +120,8 @@ class Scenario:
     account_created: datetime
     report_generated: datetime
     report_polls_before_complete: int | None
+    report_extra_lines: tuple[str, ...]
+    report_content: str | None
     root: Root
     password_policy: PasswordPolicy | None
     users: tuple[User, ...]
@@ -141,7 +143,8 @@ def parse_scenario(document: Any, now: datetime) -> Scenario:
     now = now.replace(microsecond=0)
     top = _Mapping(document, "", {
         "account_id", "account_alias", "account_created_days_ago",
-        "report_generated_hours_ago", "report_polls_before_complete", "root",
+        "report_generated_hours_ago", "report_polls_before_complete",
+        "report_extra_lines", "report_content", "root",
         "password_policy", "users", "generate_users", "cloudtrail", "faults",
     })
     users = _parse_users(top, now)
@@ -152,12 +155,21 @@ def parse_scenario(document: Any, now: datetime) -> Scenario:
         account_created=_ago(now, days=top.number("account_created_days_ago", 365)),
         report_generated=_ago(now, hours=top.number("report_generated_hours_ago", 1)),
         report_polls_before_complete=top.integer("report_polls_before_complete", None, 0),
+        report_extra_lines=_strings(top.get("report_extra_lines", []), "report_extra_lines"),
+        report_content=top.string("report_content", None),
         root=_parse_root(top.get("root", {}), now),
         password_policy=_parse_policy(top.get("password_policy", None)),
         users=users,
         events=_parse_events(top.get("cloudtrail", {}), now),
         faults=_parse_faults(top.get("faults", [])),
     )
+
+
+def _strings(value: Any, path: str) -> tuple[str, ...]:
+    """A list of strings, such as raw CSV lines."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ScenarioError(f"{path}: expected a list of strings")
+    return tuple(value)
 
 
 class _Mapping:
