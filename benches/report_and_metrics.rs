@@ -114,6 +114,20 @@ fn benchmarks(c: &mut Criterion) {
         b.iter(|| metrics::encode(black_box(accounts.clone()), &options()))
     });
 
+    let exposition = metrics::encode(accounts.clone(), &options());
+    c.bench_function(
+        "gzip the OpenMetrics exposition (first gzip scrape), 5000 users",
+        |b| {
+            b.iter(|| {
+                // A fresh copy each time: compression is cached per exposition.
+                let fresh = exposition
+                    .as_ref()
+                    .map(|e| e.plain(metrics::Format::OpenMetrics));
+                fresh.map(|plain| metrics::gzip(&plain).len())
+            })
+        },
+    );
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));

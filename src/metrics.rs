@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use flate2::Compression;
@@ -58,25 +58,60 @@ pub struct ExpositionOptions {
     pub build: BuildInfo,
 }
 
-/// An encoded exposition, in both formats, plain and gzip-compressed.
-///
-/// Compression happens here, once per refresh, so that a scrape asking for
-/// gzip (Prometheus always does) costs no CPU either.
-#[derive(Debug, Clone, Default)]
-pub struct Exposition {
-    /// OpenMetrics text, ending in `# EOF`.
-    pub openmetrics: Bytes,
+/// The two exposition formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text 1.0.0, ending in `# EOF`.
+    OpenMetrics,
     /// Prometheus text format 0.0.4.
-    pub text: Bytes,
-    /// `openmetrics`, gzip-compressed; empty if compression failed.
-    pub openmetrics_gzip: Bytes,
-    /// `text`, gzip-compressed; empty if compression failed.
-    pub text_gzip: Bytes,
+    Text,
 }
 
-/// Gzip at the fastest level: the exposition is repetitive text, so even
-/// that shrinks it about twentyfold.
-fn gzip(data: &[u8]) -> Bytes {
+impl Format {
+    /// The `Content-Type` of the format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::Text => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// An encoded exposition in both formats, and their gzip compression.
+///
+/// Each format is compressed at most once, by the first scrape that asks
+/// for gzip (Prometheus always does); every later scrape of the same
+/// exposition gets the cached bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Exposition {
+    openmetrics: Bytes,
+    text: Bytes,
+    gzip: Arc<[OnceLock<Bytes>; 2]>,
+}
+
+impl Exposition {
+    /// The exposition in `format`.
+    pub fn plain(&self, format: Format) -> Bytes {
+        match format {
+            Format::OpenMetrics => self.openmetrics.clone(),
+            Format::Text => self.text.clone(),
+        }
+    }
+
+    /// The exposition in `format`, gzip-compressed; `None` if compression failed.
+    pub fn gzipped(&self, format: Format) -> Option<Bytes> {
+        let slot = match format {
+            Format::OpenMetrics => &self.gzip[0],
+            Format::Text => &self.gzip[1],
+        };
+        let compressed = slot.get_or_init(|| gzip(&self.plain(format)));
+        (!compressed.is_empty()).then(|| compressed.clone())
+    }
+}
+
+/// Compresses with gzip at the fastest level: the exposition is repetitive
+/// text, so even that shrinks it about twentyfold. Empty if compression failed.
+pub fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 8), Compression::fast());
     match encoder.write_all(data).and_then(|()| encoder.finish()) {
         Ok(compressed) => compressed.into(),
@@ -99,10 +134,9 @@ pub fn encode(
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
     Ok(Exposition {
-        openmetrics_gzip: gzip(openmetrics.as_bytes()),
-        text_gzip: gzip(text.as_bytes()),
         openmetrics: openmetrics.into(),
         text: text.into(),
+        gzip: Arc::default(),
     })
 }
 

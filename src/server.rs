@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::metrics::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::metrics::Format;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -79,19 +79,23 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.store.exposition();
-    let (content_type, plain, compressed) = if wants_openmetrics(&headers) {
-        let e = exposition;
-        (OPENMETRICS_CONTENT_TYPE, e.openmetrics, e.openmetrics_gzip)
+    let format = if wants_openmetrics(&headers) {
+        Format::OpenMetrics
     } else {
-        (TEXT_CONTENT_TYPE, exposition.text, exposition.text_gzip)
+        Format::Text
     };
-    let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let content_type = (
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     let vary = (header::VARY, HeaderValue::from_static("accept-encoding"));
-    if accepts_gzip(&headers) && !compressed.is_empty() {
+    if accepts_gzip(&headers)
+        && let Some(compressed) = exposition.gzipped(format)
+    {
         let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         return ([content_type, vary, encoding], compressed).into_response();
     }
-    ([content_type, vary], plain).into_response()
+    ([content_type, vary], exposition.plain(format)).into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
