@@ -15,7 +15,9 @@ use tower::ServiceExt as _;
 use iam_credentials_exporter::credential_report;
 use iam_credentials_exporter::metrics::{self, BuildInfo, ExpositionOptions};
 use iam_credentials_exporter::server;
-use iam_credentials_exporter::snapshot::{AccountFacts, AccountSettings, AccountSnapshot};
+use iam_credentials_exporter::snapshot::{
+    AccountFacts, AccountInputs, AccountSettings, AccountSnapshot,
+};
 use iam_credentials_exporter::store::Store;
 
 const USERS: usize = 5_000;
@@ -132,7 +134,12 @@ fn benchmarks(c: &mut Criterion) {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let store = Arc::new(Store::new(1, options()));
-    runtime.block_on(store.publish(0, snapshot(&report), now()));
+    let inputs = AccountInputs {
+        account_id: "111122223333".to_owned(),
+        facts: facts.clone(),
+        ..AccountInputs::default()
+    };
+    runtime.block_on(store.publish(0, inputs, now(), now()));
     let app = server::app(store, "/metrics");
     c.bench_function(
         "serve a scrape from the cached exposition, 5000 users",

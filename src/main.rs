@@ -18,7 +18,7 @@ use iam_credentials_exporter::config::Config;
 use iam_credentials_exporter::metrics::{BuildInfo, ExpositionOptions};
 use iam_credentials_exporter::refresher::{AccountRefresher, RefreshOptions, StateKeeper};
 use iam_credentials_exporter::state::{self, Loaded, State};
-use iam_credentials_exporter::store::Store;
+use iam_credentials_exporter::store::{AGE_UPDATE_INTERVAL, Store};
 use iam_credentials_exporter::{logging, server};
 
 #[tokio::main]
@@ -67,6 +67,7 @@ async fn main() -> ExitCode {
         store: store.clone(),
     };
     let refreshers = tokio::spawn(refresher.run());
+    let ages = tokio::spawn(store.clone().keep_ages_current(AGE_UPDATE_INTERVAL));
 
     let listener = match tokio::net::TcpListener::bind(args.listen_address).await {
         Ok(listener) => listener,
@@ -84,6 +85,7 @@ async fn main() -> ExitCode {
     let app = server::app(store, &args.telemetry_path);
     let served = server::run(listener, app, shutdown_signal()).await;
     refreshers.abort();
+    ages.abort();
     match served {
         Ok(()) => {
             info!("stopped");

@@ -1,8 +1,9 @@
 //! Account snapshots turned into Prometheus metrics.
 //!
-//! The exposition is encoded once per refresh, in both the OpenMetrics and
-//! the classic text format, and scrapes are answered from those bytes: a
-//! scrape never calls AWS and never re-encodes.
+//! The exposition is encoded after each refresh and once a minute between
+//! refreshes (so that ages move on), in both the OpenMetrics and the classic
+//! text format; scrapes are answered from those bytes: a scrape never calls
+//! AWS and never encodes.
 
 use std::fmt::Write as _;
 use std::io::Write as _;

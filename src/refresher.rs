@@ -16,7 +16,7 @@ use crate::aws::{ApiError, AwsClients, ErrorSink};
 use crate::config::Config;
 use crate::credential_report;
 use crate::root_password::CloudTrailCoverage;
-use crate::snapshot::{AccountFacts, AccountSettings, AccountSnapshot, RefreshHealth};
+use crate::snapshot::{AccountFacts, AccountInputs, AccountSettings, RefreshHealth};
 use crate::state::{self, State};
 use crate::store::Store;
 
@@ -130,16 +130,16 @@ impl AccountRefresher {
 
             let delay = next_delay(self.options.interval, consecutive_failures);
             let account_id = self.account_id.as_deref().unwrap_or(UNKNOWN_ACCOUNT);
-            let mut snapshot = AccountSnapshot::build(
-                account_id,
-                &facts,
-                &self.settings(account_id),
-                self.state.remembered(account_id),
-                Utc::now(),
-            );
-            snapshot.health = health.clone();
-            let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            self.store.publish(self.index, snapshot, next).await;
+            let inputs = AccountInputs {
+                account_id: account_id.to_owned(),
+                facts: facts.clone(),
+                settings: self.settings(account_id),
+                remembered_root_password_change: self.state.remembered(account_id),
+                health: health.clone(),
+            };
+            let now = Utc::now();
+            let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            self.store.publish(self.index, inputs, next, now).await;
             debug!(account_id, ?delay, success, "refresh finished");
             tokio::time::sleep(delay).await;
         }

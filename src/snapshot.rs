@@ -171,6 +171,37 @@ pub struct RefreshHealth {
     pub failing_calls: Vec<String>,
 }
 
+/// What an account's snapshot is computed from. The store keeps it, so that
+/// ages can be recomputed as time passes without calling AWS again.
+#[derive(Debug, Clone, Default)]
+pub struct AccountInputs {
+    /// The 12-digit account id, or `unknown` before it could be read.
+    pub account_id: String,
+    /// The last good answer of each AWS call.
+    pub facts: AccountFacts,
+    /// The operator's settings for the account.
+    pub settings: AccountSettings,
+    /// The root password change remembered in the state file.
+    pub remembered_root_password_change: Option<DateTime<Utc>>,
+    /// How refreshing the account goes.
+    pub health: RefreshHealth,
+}
+
+impl AccountInputs {
+    /// The snapshot of the account at `now`.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> AccountSnapshot {
+        let mut snapshot = AccountSnapshot::build(
+            &self.account_id,
+            &self.facts,
+            &self.settings,
+            self.remembered_root_password_change,
+            now,
+        );
+        snapshot.health = self.health.clone();
+        snapshot
+    }
+}
+
 impl AccountSnapshot {
     /// Computes the snapshot of `account_id` from what AWS answered, what the
     /// operator configured and what the state file remembers.

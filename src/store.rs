@@ -1,15 +1,22 @@
 //! The latest snapshot of every account and the exposition encoded from
 //! them, shared between the refreshers (writers) and the HTTP server
 //! (readers).
+//!
+//! The store keeps what each snapshot is computed from, so that ages can be
+//! brought up to date every minute between refreshes, without AWS calls.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tracing::error;
 
 use crate::metrics::{self, Exposition, ExpositionOptions};
-use crate::snapshot::AccountSnapshot;
+use crate::snapshot::{AccountInputs, AccountSnapshot};
+
+/// How often ages are recomputed between refreshes.
+pub const AGE_UPDATE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What the landing page shows of one account.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +29,7 @@ pub struct AccountStatus {
 
 #[derive(Debug, Default)]
 struct Published {
+    inputs: Vec<Option<Arc<AccountInputs>>>,
     accounts: Vec<AccountStatus>,
     exposition: Exposition,
 }
@@ -45,6 +53,7 @@ impl Store {
         };
         Self {
             published: RwLock::new(Published {
+                inputs: vec![None; accounts],
                 accounts: vec![empty; accounts],
                 exposition: Exposition::default(),
             }),
@@ -53,36 +62,69 @@ impl Store {
         }
     }
 
-    /// Replaces the snapshot of target `index` and re-encodes the exposition.
+    /// Replaces what target `index` is computed from and re-encodes the
+    /// exposition as of `now`.
     pub async fn publish(
         &self,
         index: usize,
-        snapshot: AccountSnapshot,
+        inputs: AccountInputs,
         next_refresh: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) {
         let _encoding = self.encoding.lock().await;
-        let snapshots: Arc<[AccountSnapshot]> = {
-            let Ok(mut published) = self.published.write() else {
-                return;
-            };
-            if let Some(slot) = published.accounts.get_mut(index) {
-                slot.snapshot = Some(snapshot);
-                slot.next_refresh = Some(next_refresh);
+        if let Ok(mut published) = self.published.write() {
+            if let Some(slot) = published.inputs.get_mut(index) {
+                *slot = Some(Arc::new(inputs));
             }
-            published
-                .accounts
-                .iter()
-                .filter_map(|a| a.snapshot.clone())
-                .collect()
+            if let Some(status) = published.accounts.get_mut(index) {
+                status.next_refresh = Some(next_refresh);
+            }
+        }
+        self.rebuild(now);
+    }
+
+    /// Recomputes every account's snapshot as of `now` and re-encodes.
+    pub async fn update_ages(&self, now: DateTime<Utc>) {
+        let _encoding = self.encoding.lock().await;
+        self.rebuild(now);
+    }
+
+    /// Calls [`Store::update_ages`] every `every`, forever.
+    pub async fn keep_ages_current(self: Arc<Self>, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            self.update_ages(Utc::now()).await;
+        }
+    }
+
+    /// Builds the snapshots outside the lock, then swaps them in. Callers
+    /// hold `encoding`.
+    fn rebuild(&self, now: DateTime<Utc>) {
+        let inputs = match self.published.read() {
+            Ok(published) => published.inputs.clone(),
+            Err(_) => return,
         };
-        match metrics::encode(snapshots, &self.options) {
-            Ok(exposition) => {
-                if let Ok(mut published) = self.published.write() {
-                    published.exposition = exposition;
-                }
-            }
+        let snapshots: Vec<Option<AccountSnapshot>> = inputs
+            .iter()
+            .map(|i| i.as_ref().map(|i| i.snapshot(now)))
+            .collect();
+        let built: Arc<[AccountSnapshot]> = snapshots.iter().flatten().cloned().collect();
+        let exposition = match metrics::encode(built, &self.options) {
+            Ok(exposition) => Some(exposition),
             Err(e) => {
-                error!(error = %e, "encoding metrics failed; serving the previous exposition")
+                error!(error = %e, "encoding metrics failed; serving the previous exposition");
+                None
+            }
+        };
+        if let Ok(mut published) = self.published.write() {
+            for (status, snapshot) in published.accounts.iter_mut().zip(snapshots) {
+                status.snapshot = snapshot;
+            }
+            if let Some(exposition) = exposition {
+                published.exposition = exposition;
             }
         }
     }
@@ -107,7 +149,82 @@ impl Store {
     pub fn ready(&self) -> bool {
         self.published
             .read()
-            .map(|p| p.accounts.iter().all(|a| a.snapshot.is_some()))
+            .map(|p| p.inputs.iter().all(Option::is_some))
             .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{BuildInfo, Format};
+    use crate::snapshot::{AccountFacts, AccountSettings};
+
+    fn store() -> Store {
+        Store::new(
+            1,
+            ExpositionOptions {
+                collect_users: true,
+                build: BuildInfo::current(),
+            },
+        )
+    }
+
+    fn root_age_line(store: &Store) -> String {
+        let text = store.exposition().plain(Format::Text);
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find(|l| l.starts_with("aws_iam_root_password_age_days{"))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn ages_move_on_between_refreshes() {
+        let changed: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().expect("time");
+        let inputs = AccountInputs {
+            account_id: "111122223333".to_owned(),
+            facts: AccountFacts::default(),
+            settings: AccountSettings {
+                declared_root_password_change: Some(changed),
+                ..AccountSettings::default()
+            },
+            ..AccountInputs::default()
+        };
+        let store = store();
+        let refreshed = changed + chrono::Duration::days(10);
+
+        store.publish(0, inputs, refreshed, refreshed).await;
+        let at_refresh = root_age_line(&store);
+        store
+            .update_ages(refreshed + chrono::Duration::hours(12))
+            .await;
+        let half_a_day_later = root_age_line(&store);
+
+        assert!(!store.statuses().is_empty() && store.ready());
+        assert_eq!(
+            at_refresh,
+            "aws_iam_root_password_age_days{account_id=\"111122223333\"} 10.0"
+        );
+        assert_eq!(
+            half_a_day_later,
+            "aws_iam_root_password_age_days{account_id=\"111122223333\"} 10.5"
+        );
+    }
+
+    #[tokio::test]
+    async fn not_ready_until_every_account_was_published() {
+        let store = Store::new(
+            2,
+            ExpositionOptions {
+                collect_users: false,
+                build: BuildInfo::current(),
+            },
+        );
+        let now = Utc::now();
+
+        store.publish(0, AccountInputs::default(), now, now).await;
+
+        assert!(!store.ready());
     }
 }
