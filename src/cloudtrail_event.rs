@@ -177,4 +177,16 @@ mod tests {
             "CloudTrail eventTime `noon` is not a timestamp: premature end of input"
         );
     }
+
+    #[test]
+    fn mutated_events_never_panic() {
+        let valid = event("Root", "PasswordUpdated", "Success");
+        let mut mutator = crate::test_support::Mutator::new(0x5EED);
+
+        for _ in 0..3_000 {
+            let input = mutator.mutate(valid.as_bytes());
+
+            let _ = classify(&String::from_utf8_lossy(&input));
+        }
+    }
 }

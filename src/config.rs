@@ -326,4 +326,16 @@ mod tests {
             assert!(error.contains(expected), "{text}: {error}");
         }
     }
+
+    #[test]
+    fn mutated_config_files_never_panic() {
+        let valid = b"defaults:\n  thresholds: {root_password: 90d, access_key: 45d}\naccounts:\n  - account_id: \"111122223333\"\n    name: prod\n    root_password_last_changed: 2026-09-01\n";
+        let mut mutator = crate::test_support::Mutator::new(0x00C0_FFEE);
+
+        for _ in 0..3_000 {
+            let input = mutator.mutate(valid);
+
+            let _ = Config::parse(&String::from_utf8_lossy(&input));
+        }
+    }
 }

@@ -426,4 +426,20 @@ true,true,arn:aws:iam::111122223333:user/eve,eve,2024-02-29T12:00:00+00:00\n";
         let created = parsed.rows[0].created.expect("created");
         assert_eq!(created.timestamp_millis(), 1_790_845_200_250);
     }
+
+    #[test]
+    fn mutated_reports_never_panic_and_account_for_every_row() {
+        let valid = report(&[HEADER, ROOT, NO_PASSWORD, NEVER_USED], "\r\n");
+        let mut mutator = crate::test_support::Mutator::new(0x1A2B_3C4D);
+
+        for _ in 0..3_000 {
+            let input = mutator.mutate(&valid);
+
+            if let Ok(parsed) = parse(&input) {
+                // CR alone ends a record too, so count both terminators.
+                let lines = 1 + input.iter().filter(|b| matches!(b, b'\n' | b'\r')).count();
+                assert!(parsed.rows.len() + parsed.invalid_rows.len() <= lines);
+            }
+        }
+    }
 }

@@ -17,3 +17,6 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+
+#[cfg(test)]
+mod test_support;

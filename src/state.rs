@@ -244,4 +244,19 @@ mod tests {
             Err("state file has version 7, this exporter reads version 1".to_owned())
         );
     }
+
+    #[test]
+    fn mutated_state_files_never_panic() {
+        let mut state = State::default();
+        state.remember("111122223333", &change("2026-10-01T00:00:00Z"), now());
+        state.version = FORMAT_VERSION;
+        let valid = serde_json::to_vec_pretty(&state).expect("json");
+        let mut mutator = crate::test_support::Mutator::new(0xFEED);
+
+        for _ in 0..3_000 {
+            let input = mutator.mutate(&valid);
+
+            let _ = parse(&input);
+        }
+    }
 }
