@@ -133,7 +133,7 @@ fn benchmarks(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let store = Arc::new(Store::new(1, options()));
+    let store = Arc::new(Store::new(1, options(), Arc::default()));
     let inputs = AccountInputs {
         account_id: "111122223333".to_owned(),
         facts: facts.clone(),

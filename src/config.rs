@@ -12,7 +12,8 @@
 //! ```
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -238,6 +239,44 @@ impl Config {
             Some(account) => account.thresholds.over(defaults),
             None => defaults,
         }
+    }
+}
+
+/// The configuration in force, which a reload replaces as a whole.
+#[derive(Debug, Default)]
+pub struct SharedConfig {
+    path: Option<PathBuf>,
+    current: RwLock<Arc<Config>>,
+}
+
+impl SharedConfig {
+    /// Holds `config`, read from `path` (`None`: no file, nothing to reload).
+    pub fn new(path: Option<PathBuf>, config: Config) -> Self {
+        Self {
+            path,
+            current: RwLock::new(Arc::new(config)),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<Config> {
+        self.current
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_default()
+    }
+
+    /// Reads the file again. On any error the configuration in force stays
+    /// as it is and the error says why.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let config = Config::load(path)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(config);
+        }
+        Ok(())
     }
 }
 

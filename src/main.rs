@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use iam_credentials_exporter::aws::AwsClients;
 use iam_credentials_exporter::cli::Args;
-use iam_credentials_exporter::config::Config;
+use iam_credentials_exporter::config::{Config, SharedConfig};
 use iam_credentials_exporter::metrics::{BuildInfo, ExpositionOptions};
 use iam_credentials_exporter::refresher::{AccountRefresher, RefreshOptions, StateKeeper};
 use iam_credentials_exporter::state::{self, Loaded, State};
@@ -45,12 +45,14 @@ async fn main() -> ExitCode {
     let state = Arc::new(StateKeeper::new(args.state_file.clone(), load_state(&args)));
 
     let sdk = load_sdk_config().await;
+    let config = Arc::new(SharedConfig::new(args.config_file.clone(), config));
     let store = Arc::new(Store::new(
         1,
         ExpositionOptions {
             collect_users: args.collect_users,
             build,
         },
+        config,
     ));
     // One account today: the one the credentials belong to. The store and
     // the refreshers already work on a list.
@@ -58,7 +60,6 @@ async fn main() -> ExitCode {
         index: 0,
         clients: AwsClients::new(&sdk, &args.cloudtrail_regions()),
         account_id: None,
-        config: Arc::new(config),
         state,
         options: RefreshOptions {
             interval: args.refresh_interval,
@@ -68,6 +69,7 @@ async fn main() -> ExitCode {
     };
     let refreshers = tokio::spawn(refresher.run());
     let ages = tokio::spawn(store.clone().keep_ages_current(AGE_UPDATE_INTERVAL));
+    let reloads = tokio::spawn(reload_on_sighup(store.clone()));
 
     let listener = match tokio::net::TcpListener::bind(args.listen_address).await {
         Ok(listener) => listener,
@@ -86,6 +88,7 @@ async fn main() -> ExitCode {
     let served = server::run(listener, app, shutdown_signal()).await;
     refreshers.abort();
     ages.abort();
+    reloads.abort();
     match served {
         Ok(()) => {
             info!("stopped");
@@ -137,6 +140,25 @@ async fn load_sdk_config() -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// Reloads the config file on every SIGHUP.
+async fn reload_on_sighup(store: Arc<Store>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match store.reload_config().await {
+                Ok(()) => info!(signal = "hangup", "config reloaded"),
+                Err(e) => error!(error = %e, "config reload failed; keeping the config in force"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -13,10 +13,9 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use crate::aws::{ApiError, AwsClients, ErrorSink};
-use crate::config::Config;
 use crate::credential_report;
 use crate::root_password::CloudTrailCoverage;
-use crate::snapshot::{AccountFacts, AccountInputs, AccountSettings, RefreshHealth};
+use crate::snapshot::{AccountFacts, AccountInputs, RefreshHealth};
 use crate::state::{self, State};
 use crate::store::Store;
 
@@ -90,8 +89,6 @@ pub struct AccountRefresher {
     pub clients: AwsClients,
     /// The account id, when known in advance.
     pub account_id: Option<String>,
-    /// The configuration file's content.
-    pub config: Arc<Config>,
     /// The remembered root password changes.
     pub state: Arc<StateKeeper>,
     /// Pacing.
@@ -133,7 +130,6 @@ impl AccountRefresher {
             let inputs = AccountInputs {
                 account_id: account_id.to_owned(),
                 facts: facts.clone(),
-                settings: self.settings(account_id),
                 remembered_root_password_change: self.state.remembered(account_id),
                 health: health.clone(),
             };
@@ -142,17 +138,6 @@ impl AccountRefresher {
             self.store.publish(self.index, inputs, next, now).await;
             debug!(account_id, ?delay, success, "refresh finished");
             tokio::time::sleep(delay).await;
-        }
-    }
-
-    fn settings(&self, account_id: &str) -> AccountSettings {
-        let account = self.config.account(account_id);
-        AccountSettings {
-            name: account.and_then(|a| a.name.clone()),
-            thresholds: self.config.thresholds(account_id),
-            declared_root_password_change: account
-                .and_then(|a| a.root_password_last_changed)
-                .map(|d| d.0),
         }
     }
 

@@ -10,8 +10,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tracing::{error, info};
 
 use crate::metrics::Format;
 use crate::store::Store;
@@ -33,6 +34,7 @@ pub fn app(store: Arc<Store>, telemetry_path: &str) -> Router {
         .route(telemetry_path, get(metrics))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
         .with_state(state)
 }
 
@@ -106,6 +108,20 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
             StatusCode::SERVICE_UNAVAILABLE,
             "Not ready: the first refresh has not finished\n",
         )
+    }
+}
+
+/// Reloads the config file, as SIGHUP does.
+async fn reload(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.store.reload_config().await {
+        Ok(()) => {
+            info!("config reloaded");
+            (StatusCode::OK, "Config reloaded\n".to_owned())
+        }
+        Err(e) => {
+            error!(error = %e, "config reload failed; keeping the config in force");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+        }
     }
 }
 

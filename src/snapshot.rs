@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Thresholds;
+use crate::config::{Config, Thresholds};
 use crate::credential_report::{CredentialReport, CredentialRow};
 use crate::root_password::{self, CloudTrailCoverage, Evidence, RootPasswordAge, days_between};
 
@@ -70,6 +70,20 @@ pub struct AccountSettings {
     pub thresholds: Thresholds,
     /// The root password's last change as declared in the config file.
     pub declared_root_password_change: Option<DateTime<Utc>>,
+}
+
+impl AccountSettings {
+    /// The settings `config` gives `account_id`.
+    pub fn from_config(config: &Config, account_id: &str) -> Self {
+        let account = config.account(account_id);
+        Self {
+            name: account.and_then(|a| a.name.clone()),
+            thresholds: config.thresholds(account_id),
+            declared_root_password_change: account
+                .and_then(|a| a.root_password_last_changed)
+                .map(|d| d.0),
+        }
+    }
 }
 
 /// Everything the metrics say about one account.
@@ -179,8 +193,6 @@ pub struct AccountInputs {
     pub account_id: String,
     /// The last good answer of each AWS call.
     pub facts: AccountFacts,
-    /// The operator's settings for the account.
-    pub settings: AccountSettings,
     /// The root password change remembered in the state file.
     pub remembered_root_password_change: Option<DateTime<Utc>>,
     /// How refreshing the account goes.
@@ -188,12 +200,12 @@ pub struct AccountInputs {
 }
 
 impl AccountInputs {
-    /// The snapshot of the account at `now`.
-    pub fn snapshot(&self, now: DateTime<Utc>) -> AccountSnapshot {
+    /// The snapshot of the account at `now`, with the operator's `settings`.
+    pub fn snapshot(&self, settings: &AccountSettings, now: DateTime<Utc>) -> AccountSnapshot {
         let mut snapshot = AccountSnapshot::build(
             &self.account_id,
             &self.facts,
-            &self.settings,
+            settings,
             self.remembered_root_password_change,
             now,
         );

@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tracing::error;
 
+use crate::config::{ConfigError, SharedConfig};
 use crate::metrics::{self, Exposition, ExpositionOptions};
-use crate::snapshot::{AccountInputs, AccountSnapshot};
+use crate::snapshot::{AccountInputs, AccountSettings, AccountSnapshot};
 
 /// How often ages are recomputed between refreshes.
 pub const AGE_UPDATE_INTERVAL: Duration = Duration::from_secs(60);
@@ -42,11 +43,13 @@ pub struct Store {
     /// ones published.
     encoding: Mutex<()>,
     options: ExpositionOptions,
+    config: Arc<SharedConfig>,
 }
 
 impl Store {
-    /// A store for `accounts` refresh targets, none refreshed yet.
-    pub fn new(accounts: usize, options: ExpositionOptions) -> Self {
+    /// A store for `accounts` refresh targets, none refreshed yet, whose
+    /// per-account settings come from `config` each time it encodes.
+    pub fn new(accounts: usize, options: ExpositionOptions, config: Arc<SharedConfig>) -> Self {
         let empty = AccountStatus {
             snapshot: None,
             next_refresh: None,
@@ -59,6 +62,7 @@ impl Store {
             }),
             encoding: Mutex::new(()),
             options,
+            config,
         }
     }
 
@@ -83,10 +87,19 @@ impl Store {
         self.rebuild(now);
     }
 
-    /// Recomputes every account's snapshot as of `now` and re-encodes.
+    /// Recomputes every account's snapshot as of `now` (and with the
+    /// configuration now in force) and re-encodes.
     pub async fn update_ages(&self, now: DateTime<Utc>) {
         let _encoding = self.encoding.lock().await;
         self.rebuild(now);
+    }
+
+    /// Reads the config file again and, when it is valid, re-encodes with
+    /// its settings at once; otherwise the settings in force stay.
+    pub async fn reload_config(&self) -> Result<(), ConfigError> {
+        self.config.reload()?;
+        self.update_ages(Utc::now()).await;
+        Ok(())
     }
 
     /// Calls [`Store::update_ages`] every `every`, forever.
@@ -107,9 +120,15 @@ impl Store {
             Ok(published) => published.inputs.clone(),
             Err(_) => return,
         };
+        let config = self.config.current();
         let snapshots: Vec<Option<AccountSnapshot>> = inputs
             .iter()
-            .map(|i| i.as_ref().map(|i| i.snapshot(now)))
+            .map(|i| {
+                i.as_ref().map(|i| {
+                    let settings = AccountSettings::from_config(&config, &i.account_id);
+                    i.snapshot(&settings, now)
+                })
+            })
             .collect();
         let built: Arc<[AccountSnapshot]> = snapshots.iter().flatten().cloned().collect();
         let exposition = match metrics::encode(built, &self.options) {
@@ -157,16 +176,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::metrics::{BuildInfo, Format};
-    use crate::snapshot::{AccountFacts, AccountSettings};
+    use crate::snapshot::AccountFacts;
 
-    fn store() -> Store {
+    fn store(accounts: usize, config: Config) -> Store {
         Store::new(
-            1,
+            accounts,
             ExpositionOptions {
                 collect_users: true,
                 build: BuildInfo::current(),
             },
+            Arc::new(SharedConfig::new(None, config)),
         )
     }
 
@@ -182,16 +203,16 @@ mod tests {
     #[tokio::test]
     async fn ages_move_on_between_refreshes() {
         let changed: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().expect("time");
+        let config = Config::parse(
+            "accounts: [{account_id: \"111122223333\", root_password_last_changed: 2026-11-23T12:00:00Z}]",
+        )
+        .expect("config");
         let inputs = AccountInputs {
             account_id: "111122223333".to_owned(),
             facts: AccountFacts::default(),
-            settings: AccountSettings {
-                declared_root_password_change: Some(changed),
-                ..AccountSettings::default()
-            },
             ..AccountInputs::default()
         };
-        let store = store();
+        let store = store(1, config);
         let refreshed = changed + chrono::Duration::days(10);
 
         store.publish(0, inputs, refreshed, refreshed).await;
@@ -214,13 +235,7 @@ mod tests {
 
     #[tokio::test]
     async fn not_ready_until_every_account_was_published() {
-        let store = Store::new(
-            2,
-            ExpositionOptions {
-                collect_users: false,
-                build: BuildInfo::current(),
-            },
-        );
+        let store = store(2, Config::default());
         let now = Utc::now();
 
         store.publish(0, AccountInputs::default(), now, now).await;

@@ -681,3 +681,50 @@ fn an_unreadable_report_keeps_the_last_good_one() {
         "key age from the last good report",
     );
 }
+
+#[test]
+fn config_reloads_on_request_and_on_sighup_and_a_broken_file_changes_nothing() {
+    let harness = Harness::start(TYPICAL);
+    let config = common::temp_dir("reload").join("config.yml");
+    let write = |text: &str| std::fs::write(&config, text).expect("write config");
+    let root_threshold = |e: &Exporter| {
+        e.scrape().value(
+            "aws_iam_rotation_threshold_days",
+            &account(&[("credential", "root_password")]),
+        )
+    };
+    write("defaults:\n  thresholds: {root_password: 30d}\n");
+    let exporter = Exporter::start(&harness, &[&format!("--config.file={}", config.display())]);
+    let at_start = root_threshold(&exporter);
+
+    write("defaults:\n  thresholds: {root_password: 7d}\n");
+    let reloaded = common::try_http("POST", &exporter.address, "/-/reload", Some(""), &[]);
+    let after_reload = root_threshold(&exporter);
+    write("defaults:\n  thresholds: {root_password: soon}\n");
+    let refused = common::try_http("POST", &exporter.address, "/-/reload", Some(""), &[]);
+    let after_refusal = root_threshold(&exporter);
+    write(
+        "accounts:\n  - {account_id: \"123456789012\", name: renamed, thresholds: {root_password: 14d}}\n",
+    );
+    exporter.signal("HUP");
+    wait_until("the SIGHUP reload", || {
+        root_threshold(&exporter) == Some(14.0)
+    });
+
+    assert_eq!(at_start, Some(30.0));
+    assert_eq!(reloaded.map(|(status, _)| status), Some(200));
+    assert_eq!(after_reload, Some(7.0));
+    let (status, reason) = refused.expect("answer");
+    assert_eq!(status, 500);
+    assert!(reason.contains("`soon` is not a duration"), "{reason}");
+    assert_eq!(after_refusal, Some(7.0));
+    let info = exporter.scrape();
+    assert_eq!(
+        info.find(
+            "aws_iam_account_info",
+            &account(&[("account_name", "renamed")])
+        )
+        .len(),
+        1
+    );
+}

@@ -261,6 +261,15 @@ impl Exporter {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends a signal (`HUP`, `TERM`...) to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid}");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
