@@ -36,6 +36,6 @@ log "emulator, dashboard and end-to-end alerting tests (pytest)"
 # `cargo test` has built target/debug/iam-credentials-exporter for its
 # integration tests; the end-to-end test runs that same binary.
 [ -x target/debug/iam-credentials-exporter ] || cargo build --locked --bin iam-credentials-exporter
-.venv/bin/python -m pytest -q tests/harness tests/dashboard tests/e2e
+.venv/bin/python -m pytest -q tests/harness tests/dashboard tests/e2e tests/deploy
 
 log "all checks passed"
