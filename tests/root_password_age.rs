@@ -58,17 +58,20 @@ fn assert_age(actual: Option<f64>, expected: f64) {
     );
 }
 
+/// CloudTrail holding one successful root password change, `days_ago`.
+fn root_changed(days_ago: u32) -> String {
+    format!(
+        "[{{event_name: PasswordUpdated, identity: Root, days_ago: {days_ago}, outcome: Success, region: us-east-1}}]"
+    )
+}
+
 fn state_flag(path: &Path) -> String {
     format!("--state.file={}", path.display())
 }
 
 #[test]
 fn root_change_ten_days_ago_is_exact_from_cloudtrail() {
-    let harness = Harness::start(&scenario(
-        1095,
-        "[{event_name: PasswordUpdated, identity: Root, days_ago: 10, outcome: Success, region: us-east-1}]",
-        "",
-    ));
+    let harness = Harness::start(&scenario(1095, &root_changed(10), ""));
 
     let scrape = Exporter::start(&harness, &[]).scrape();
 
@@ -161,11 +164,7 @@ fn malformed_events_are_skipped_and_the_next_one_used() {
 
 #[test]
 fn remembered_change_stays_exact_after_leaving_the_cloudtrail_window() {
-    let harness = Harness::start(&scenario(
-        1095,
-        "[{event_name: PasswordUpdated, identity: Root, days_ago: 80, outcome: Success, region: us-east-1}]",
-        "",
-    ));
+    let harness = Harness::start(&scenario(1095, &root_changed(80), ""));
     let state = temp_dir("state").join("state.json");
 
     let mut first = Exporter::start(&harness, &[&state_flag(&state)]);
@@ -197,11 +196,7 @@ fn remembered_change_stays_exact_after_leaving_the_cloudtrail_window() {
 
 #[test]
 fn corrupt_state_file_is_moved_aside_and_the_exporter_goes_on() {
-    let harness = Harness::start(&scenario(
-        1095,
-        "[{event_name: PasswordUpdated, identity: Root, days_ago: 12, outcome: Success, region: us-east-1}]",
-        "",
-    ));
+    let harness = Harness::start(&scenario(1095, &root_changed(12), ""));
     let dir = temp_dir("corrupt");
     let state = dir.join("state.json");
     std::fs::write(&state, "{\"version\": 1, \"accounts\": {\"1234").expect("write");
@@ -245,7 +240,7 @@ fn young_account_without_change_is_as_old_as_the_account() {
 fn cloudtrail_denied_falls_back_to_the_state_file() {
     let harness = Harness::start(&scenario(
         1095,
-        "[{event_name: PasswordUpdated, identity: Root, days_ago: 5, outcome: Success, region: us-east-1}]",
+        &root_changed(5),
         "faults:\n  - {service: cloudtrail, operation: LookupEvents, code: AccessDeniedException, status: 400}",
     ));
     let state = temp_dir("denied").join("state.json");
