@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long = "cloudtrail.lookback", env = "IAM_EXPORTER_CLOUDTRAIL_LOOKBACK", default_value = "90d", value_parser = cloudtrail_lookback)]
     pub cloudtrail_lookback: Duration,
 
+    /// Longest wait for one attempt of an AWS call; a call is given up after
+    /// three times this (the SDK retries transient failures up to three times).
+    #[arg(long = "aws.timeout", env = "IAM_EXPORTER_AWS_TIMEOUT", default_value = "30s", value_parser = aws_timeout)]
+    pub aws_timeout: Duration,
+
     /// Only log messages with the given severity or above.
     #[arg(
         long = "log.level",
@@ -121,6 +126,14 @@ const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
 /// CloudTrail's event history keeps 90 days of management events.
 const MAX_CLOUDTRAIL_LOOKBACK: Duration = Duration::from_secs(90 * 86_400);
 
+fn aws_timeout(text: &str) -> Result<Duration, String> {
+    let duration = positive_duration(text)?;
+    if duration > Duration::from_secs(600) {
+        return Err("must be at most 10m".to_owned());
+    }
+    Ok(duration)
+}
+
 fn refresh_interval(text: &str) -> Result<Duration, String> {
     let duration = positive_duration(text)?;
     if duration > MAX_REFRESH_INTERVAL {
@@ -164,6 +177,7 @@ mod tests {
         assert!(args.collect_users);
         assert_eq!(args.cloudtrail_regions(), ["us-east-1"]);
         assert_eq!(args.cloudtrail_lookback, Duration::from_secs(90 * 86_400));
+        assert_eq!(args.aws_timeout, Duration::from_secs(30));
     }
 
     #[test]

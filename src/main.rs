@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
     };
     let state = Arc::new(StateKeeper::new(args.state_file.clone(), load_state(&args)));
 
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config(args.aws_timeout).await;
     let config = Arc::new(SharedConfig::new(args.config_file.clone(), config));
     let store = Arc::new(Store::new(
         1,
@@ -125,17 +125,18 @@ fn load_state(args: &Args) -> State {
 }
 
 /// The AWS configuration from the default chain. IAM and STS are global, so
-/// a missing region falls back to us-east-1 rather than failing.
-async fn load_sdk_config() -> SdkConfig {
+/// a missing region falls back to us-east-1 rather than failing. Every call
+/// is bounded: `attempt_timeout` per attempt, three times that in all.
+async fn load_sdk_config(attempt_timeout: Duration) -> SdkConfig {
     let region = RegionProviderChain::default_provider().or_else("us-east-1");
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .operation_timeout(Duration::from_secs(90))
+                .connect_timeout(attempt_timeout.min(Duration::from_secs(5)))
+                .operation_attempt_timeout(attempt_timeout)
+                .operation_timeout(attempt_timeout * 3)
                 .build(),
         )
         .load()

@@ -728,3 +728,27 @@ fn config_reloads_on_request_and_on_sighup_and_a_broken_file_changes_nothing() {
         1
     );
 }
+
+#[test]
+fn a_stalled_aws_call_times_out_without_holding_back_the_rest() {
+    let scenario = format!(
+        "{TYPICAL}delays:\n  - {{service: iam, operation: GetAccountSummary, seconds: 20}}\n"
+    );
+    let harness = Harness::start(&scenario);
+
+    let exporter = Exporter::start(&harness, &["--aws.timeout=1s"]);
+    let scrape = exporter.scrape();
+
+    let timeouts = account(&[("operation", "GetAccountSummary"), ("code", "Timeout")]);
+    assert_eq!(
+        scrape.value("aws_iam_exporter_api_errors_total", &timeouts),
+        Some(1.0)
+    );
+    assert_eq!(of(&scrape, "aws_iam_exporter_refresh_success"), Some(0.0));
+    assert_eq!(of(&scrape, "aws_iam_users"), Some(3.0));
+    let took = of(&scrape, "aws_iam_exporter_refresh_duration_seconds").expect("duration");
+    assert!(
+        (2.5..10.0).contains(&took),
+        "the call is given up after about 3 s: {took}"
+    );
+}

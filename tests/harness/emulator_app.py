@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,7 +34,7 @@ from aws_protocol import (
 from cloudtrail import EventStore, LookupFailure
 from credential_report import ReportProgress, build_report
 from faults import FaultInjector
-from scenario import Scenario, ScenarioError, load_scenario_text
+from scenario import Delay, Fault, Scenario, ScenarioError, load_scenario_text
 
 CONTROL_PREFIX = "/_harness"
 REPORT_GENERATION_STARTED = "No report exists. Starting a new report generation task"
@@ -54,7 +55,8 @@ class AccountState:
     backend: IAMBackend
     report: ReportProgress
     events: EventStore
-    faults: FaultInjector
+    faults: FaultInjector[Fault]
+    delays: FaultInjector[Delay]
     password_changed: dict[str, datetime]
 
     @classmethod
@@ -68,6 +70,7 @@ class AccountState:
             report=ReportProgress(scenario.report_polls_before_complete),
             events=EventStore(scenario.events, scenario.account_id, user_ids),
             faults=FaultInjector(scenario.faults),
+            delays=FaultInjector(scenario.delays),
             password_changed={
                 user.name: user.password.changed for user in scenario.users if user.password
             },
@@ -100,12 +103,26 @@ class EmulatorApp:
         # The body was consumed above; moto reads it again from a fresh stream.
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        control = request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/")
+        if not control:
+            self._stall(request, body)
         with self._lock:
-            if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
+            if control:
                 response = self._control(request, body)
             else:
                 response = self._aws(request, body, environ)
         return response(environ, start_response)
+
+    def _stall(self, request: Request, body: bytes) -> None:
+        """Waits, outside the lock, when a scenario delay matches the call."""
+        call = parse_call(request, body)
+        if call is None:
+            return
+        with self._lock:
+            delay = self._state.delays.take(call)
+        if delay is not None:
+            log.debug("%s in %s: delayed %.1f s", call.name, call.region, delay.seconds)
+            time.sleep(delay.seconds)
 
     # Control API
 

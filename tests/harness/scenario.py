@@ -111,6 +111,17 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Delay:
+    """A pause before answering matching calls (answered normally afterwards)."""
+
+    service: str
+    operation: str | None
+    region: str | None
+    seconds: float
+    times: int | None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A whole scenario, with every date resolved against `now`."""
 
@@ -127,6 +138,7 @@ class Scenario:
     users: tuple[User, ...]
     events: tuple[SignInEvent, ...]
     faults: tuple[Fault, ...]
+    delays: tuple[Delay, ...]
 
 
 def load_scenario_text(text: str | bytes, now: datetime) -> Scenario:
@@ -145,7 +157,7 @@ def parse_scenario(document: Any, now: datetime) -> Scenario:
         "account_id", "account_alias", "account_created_days_ago",
         "report_generated_hours_ago", "report_polls_before_complete",
         "report_extra_lines", "report_content", "root",
-        "password_policy", "users", "generate_users", "cloudtrail", "faults",
+        "password_policy", "users", "generate_users", "cloudtrail", "faults", "delays",
     })
     users = _parse_users(top, now)
     return Scenario(
@@ -162,6 +174,7 @@ def parse_scenario(document: Any, now: datetime) -> Scenario:
         users=users,
         events=_parse_events(top.get("cloudtrail", {}), now),
         faults=_parse_faults(top.get("faults", [])),
+        delays=_parse_delays(top.get("delays", [])),
     )
 
 
@@ -417,3 +430,24 @@ def _parse_faults(value: Any) -> tuple[Fault, ...]:
             times=fault.integer("times", None, 0),
         ))
     return tuple(faults)
+
+
+def _parse_delays(value: Any) -> tuple[Delay, ...]:
+    if not isinstance(value, list):
+        raise ScenarioError("delays: expected a list")
+    delays = []
+    for index, entry in enumerate(value):
+        delay = _Mapping(entry, f"delays[{index}]", {
+            "service", "operation", "region", "seconds", "times",
+        })
+        seconds = delay.number("seconds")
+        if not 0 < seconds <= 60:
+            raise ScenarioError(f"delays[{index}].seconds: expected more than 0 and at most 60")
+        delays.append(Delay(
+            service=delay.string("service"),
+            operation=delay.string("operation", None),
+            region=delay.string("region", None),
+            seconds=seconds,
+            times=delay.integer("times", None, 0),
+        ))
+    return tuple(delays)

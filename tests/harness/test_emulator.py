@@ -16,6 +16,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -750,6 +751,31 @@ def test_cloudtrail_fault_is_a_json_error(emulator: Emulator) -> None:
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert error["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "AccessDeniedException"
     assert client.lookup_events()["Events"] == []
+
+
+def test_delay_stalls_only_the_matching_call_and_only_as_often_as_asked(
+        emulator: Emulator) -> None:
+    emulator.apply(scenario(delays=[
+        {"service": "iam", "operation": "GetAccountSummary", "seconds": 1.5, "times": 1},
+    ]))
+    iam = emulator.client("iam")
+    results: dict[str, float] = {}
+
+    def timed(name: str, call: Any) -> None:
+        started = time.monotonic()
+        call()
+        results[name] = time.monotonic() - started
+
+    slow = threading.Thread(target=timed, args=("summary", iam.get_account_summary))
+    slow.start()
+    time.sleep(0.2)
+    timed("aliases", iam.list_account_aliases)  # not held up by the stalled call
+    slow.join(timeout=10)
+    timed("summary again", iam.get_account_summary)
+
+    assert results["summary"] >= 1.5
+    assert results["aliases"] < 1.0
+    assert results["summary again"] < 1.0
 
 
 def test_fault_can_target_one_region(emulator: Emulator) -> None:
