@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
-use crate::aws::{ApiError, AwsClients, ErrorSink};
+use crate::aws::{ApiError, AwsClients, CloudTrailSearch, ErrorSink, RawReport};
 use crate::credential_report;
 use crate::root_password::CloudTrailCoverage;
 use crate::snapshot::{AccountFacts, AccountInputs, RefreshHealth};
@@ -157,21 +157,16 @@ impl AccountRefresher {
         }
     }
 
+    /// One refresh: every call of DESIGN's list, concurrently; each answer
+    /// that arrives replaces the previous one in `facts`.
     async fn refresh(&mut self, facts: &mut AccountFacts, now: DateTime<Utc>) -> Attempt {
         let mut attempt = Attempt::default();
-        let account_id = match &self.account_id {
-            Some(id) => id.clone(),
-            None => match self.clients.caller_account_id().await {
-                Ok(id) => {
-                    info!(account_id = %id, "account found");
-                    self.account_id = Some(id.clone());
-                    id
-                }
-                Err(e) => {
-                    attempt.failed.push(e);
-                    return attempt;
-                }
-            },
+        let account_id = match self.resolve_account_id().await {
+            Ok(id) => id,
+            Err(e) => {
+                attempt.failed.push(e);
+                return attempt;
+            }
         };
 
         let sink = ErrorSink::default();
@@ -194,46 +189,75 @@ impl AccountRefresher {
         );
         attempt.retried = sink.take();
 
-        let mut keep = |result: Result<(), ApiError>| {
-            if let Err(e) = result {
-                attempt.failed.push(e);
-            }
-        };
-        keep(report.and_then(|raw| {
-            let parsed = credential_report::parse(&raw.content).map_err(|e| ApiError {
-                operation: "GetCredentialReport",
-                code: "MalformedReport".to_owned(),
-                message: e.to_string(),
-            })?;
-            for row in &parsed.invalid_rows {
-                debug!(account_id, line = row.line, reason = %row.reason, "skipping credential report row");
-            }
-            if !parsed.invalid_rows.is_empty() {
-                warn!(account_id, skipped = parsed.invalid_rows.len(), "credential report rows could not be read");
-            }
-            facts.report = Some((parsed, raw.generated));
-            Ok(())
-        }));
-        keep(policy.map(|p| facts.policy = Some(p)));
-        keep(summary.map(|s| facts.summary = Some(s)));
-        keep(virtual_mfa.map(|v| facts.root_virtual_mfa = Some(v)));
-        keep(alias.map(|a| facts.alias = Some(a)));
-        if let Some(search) = cloudtrail {
-            keep(search.map(|found| {
-                if !found.malformed.is_empty() {
-                    warn!(account_id, count = found.malformed.len(), first = %found.malformed[0], "unreadable CloudTrail events skipped");
-                }
-                if let Some(change) = &found.newest_change {
-                    self.state.remember(&account_id, change, now);
-                }
-                facts.cloudtrail = Some(CloudTrailCoverage {
-                    searched_from,
-                    newest_change: found.newest_change.map(|c| c.at),
-                });
-            }));
-        }
+        let results = [
+            report.and_then(|raw| keep_report(facts, &account_id, raw)),
+            policy.map(|p| facts.policy = Some(p)),
+            summary.map(|s| facts.summary = Some(s)),
+            virtual_mfa.map(|v| facts.root_virtual_mfa = Some(v)),
+            alias.map(|a| facts.alias = Some(a)),
+            cloudtrail.map_or(Ok(()), |search| {
+                search.map(|found| self.keep_search(facts, &account_id, found, searched_from, now))
+            }),
+        ];
+        attempt
+            .failed
+            .extend(results.into_iter().filter_map(Result::err));
         attempt
     }
+
+    /// The account id: known, or asked of STS once.
+    async fn resolve_account_id(&mut self) -> Result<String, ApiError> {
+        if let Some(id) = &self.account_id {
+            return Ok(id.clone());
+        }
+        let id = self.clients.caller_account_id().await?;
+        info!(account_id = %id, "account found");
+        self.account_id = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Records a successful CloudTrail search, remembering a change it found.
+    fn keep_search(
+        &self,
+        facts: &mut AccountFacts,
+        account_id: &str,
+        found: CloudTrailSearch,
+        searched_from: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        if let Some(first) = found.malformed.first() {
+            warn!(account_id, count = found.malformed.len(), first = %first, "unreadable CloudTrail events skipped");
+        }
+        if let Some(change) = &found.newest_change {
+            self.state.remember(account_id, change, now);
+        }
+        facts.cloudtrail = Some(CloudTrailCoverage {
+            searched_from,
+            newest_change: found.newest_change.map(|c| c.at),
+        });
+    }
+}
+
+/// Parses a downloaded report into `facts`; an unreadable one is an error
+/// and leaves the previous report in place.
+fn keep_report(facts: &mut AccountFacts, account_id: &str, raw: RawReport) -> Result<(), ApiError> {
+    let parsed = credential_report::parse(&raw.content).map_err(|e| ApiError {
+        operation: "GetCredentialReport",
+        code: "MalformedReport".to_owned(),
+        message: e.to_string(),
+    })?;
+    for row in &parsed.invalid_rows {
+        debug!(account_id, line = row.line, reason = %row.reason, "skipping credential report row");
+    }
+    if !parsed.invalid_rows.is_empty() {
+        warn!(
+            account_id,
+            skipped = parsed.invalid_rows.len(),
+            "credential report rows could not be read"
+        );
+    }
+    facts.report = Some((parsed, raw.generated));
+    Ok(())
 }
 
 fn record(health: &mut RefreshHealth, attempt: &Attempt, now: DateTime<Utc>, took: Duration) {
