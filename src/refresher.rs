@@ -157,7 +157,7 @@ impl AccountRefresher {
         }
     }
 
-    /// One refresh: every call of DESIGN's list, concurrently; each answer
+    /// One refresh: every call the exporter makes, concurrently; each answer
     /// that arrives replaces the previous one in `facts`.
     async fn refresh(&mut self, facts: &mut AccountFacts, now: DateTime<Utc>) -> Attempt {
         let mut attempt = Attempt::default();

@@ -19,7 +19,7 @@ from moto.iam.models import User as MotoUser
 
 from scenario import AccessKey, Scenario
 
-# AWS's column order today (AWS-FACTS.md, section 1).
+# AWS's column order today (IAM User Guide, "Getting credential reports").
 COLUMNS = (
     "user", "arn", "user_creation_time", "password_enabled", "password_last_used",
     "password_last_changed", "password_next_rotation", "mfa_active",
