@@ -362,3 +362,23 @@ fn root_last_use_comes_from_the_report() {
     let now = chrono::Utc::now().timestamp() as f64;
     assert!(((now - used) / 86_400.0 - 2.0).abs() < 0.01);
 }
+
+#[test]
+fn unwritable_state_file_is_warned_about_and_the_change_kept_in_memory() {
+    let harness = Harness::start(&scenario(1095, &root_changed(15), ""));
+    let state = temp_dir("unwritable")
+        .join("missing-dir")
+        .join("state.json");
+
+    let mut exporter = Exporter::start(&harness, &[&state_flag(&state)]);
+    let root = root_age(&exporter.scrape());
+
+    assert_age(root.age, 15.0);
+    assert_eq!(root.sources, ["cloudtrail"]);
+    let log = exporter.log().join("\n");
+    assert!(
+        log.contains("level=warn") && log.contains("writing the state file failed"),
+        "{log}"
+    );
+    assert!(!state.exists());
+}
