@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 
 /// The default port: outside the fully allocated 9100–9999 exporter range,
-/// and used by no well-known exporter.
+/// clear of Prometheus, Alertmanager, Grafana and the common exporters.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10178";
 
 /// Exports the health of AWS IAM credentials, above all the root password's
