@@ -390,25 +390,36 @@ fn broken_config_file_is_refused_with_its_reason() {
 }
 
 #[test]
-fn openmetrics_is_served_when_asked_for() {
-    let harness = Harness::start(TYPICAL);
+fn openmetrics_is_served_when_asked_for_and_classic_text_otherwise() {
+    let harness = Harness::start(&with_faults(
+        "[{service: iam, operation: GetAccountSummary, code: AccessDenied, status: 403}]",
+    ));
     let exporter = Exporter::start(&harness, &[]);
+    let get = |accept: &str| {
+        let (status, head, body) = common::try_http_bytes(
+            "GET",
+            &exporter.address,
+            "/metrics",
+            None,
+            &[("Accept", accept)],
+        )
+        .expect("answer");
+        assert_eq!(status, 200);
+        (head, String::from_utf8(body).expect("utf-8"))
+    };
 
-    let (status, body) = common::try_http(
-        "GET",
-        &exporter.address,
-        "/metrics",
-        None,
-        &[("Accept", "application/openmetrics-text; version=1.0.0")],
-    )
-    .expect("answer");
+    let (om_head, openmetrics) = get("application/openmetrics-text;version=1.0.0,text/plain;q=0.5");
+    let (text_head, text) = get("text/plain");
 
-    assert_eq!(status, 200);
-    assert!(body.ends_with("# EOF\n"), "{body}");
-    assert!(
-        body.contains("# TYPE aws_iam_exporter_api_errors counter") || !body.contains("api_errors")
-    );
-    assert!(!exporter.scrape().body.contains("# EOF"));
+    assert!(om_head.contains("content-type: application/openmetrics-text; version=1.0.0"));
+    assert!(openmetrics.ends_with("# EOF\n"));
+    assert!(openmetrics.contains("# TYPE aws_iam_exporter_api_errors counter\n"));
+    assert!(openmetrics.contains(
+        "aws_iam_exporter_api_errors_total{account_id=\"123456789012\",operation=\"GetAccountSummary\",code=\"AccessDenied\"} 1\n"
+    ));
+    assert!(text_head.contains("content-type: text/plain; version=0.0.4"));
+    assert!(!text.contains("# EOF"));
+    assert!(text.contains("# TYPE aws_iam_exporter_api_errors_total counter\n"));
 }
 
 #[test]
