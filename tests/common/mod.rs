@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -116,12 +116,6 @@ impl Harness {
         let (status, body) = http("GET", &self.url, "/_harness/calls", None);
         assert_eq!(status, 200, "{body}");
         parse_flat_json_counts(&body)
-    }
-
-    /// Forgets the calls counted so far.
-    pub fn reset_calls(&self) {
-        let (status, body) = http("POST", &self.url, "/_harness/calls/reset", Some(""));
-        assert_eq!(status, 200, "{body}");
     }
 }
 
@@ -512,9 +506,4 @@ pub fn promtool_check_metrics(exposition: &str) -> (bool, String) {
 /// Path of a file in the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
     repo_root().join(relative)
-}
-
-/// Whether `path` exists.
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
